@@ -1,0 +1,110 @@
+"""Typed exception hierarchy for RLHF Contract Wizard.
+
+Every error message says what failed, where (file:line:col, YAML path, run id, shard, row) and
+what to do about it. Callers (CLI, flows) print ``str(err)`` as one line.
+"""
+
+from __future__ import annotations
+
+
+class WizardError(Exception):
+    """Base class of every error the project raises on purpose."""
+
+
+class ContractError(WizardError):
+    """A contract file is invalid (schema, values, references)."""
+
+
+class SourceLocatedError(ContractError):
+    """A contract error with a source position and a caret line.
+
+    Args:
+        message: What failed and what to do.
+        file: Source file name (or ``<string>``).
+        line: 1-based line number.
+        col: 1-based column number.
+        source_line: The text of the offending line, used for the caret display.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        file: str = "<string>",
+        line: int = 1,
+        col: int = 1,
+        source_line: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.col = col
+        self.source_line = source_line
+        super().__init__(f"{file}:{line}:{col}: {message}")
+
+    @property
+    def caret(self) -> str:
+        """The offending source line followed by a caret under the column (empty if unknown)."""
+        if self.source_line is None:
+            return ""
+        return f"{self.source_line}\n{' ' * (self.col - 1)}^"
+
+    def pretty(self) -> str:
+        """The one-line message plus the caret display."""
+        caret = self.caret
+        return f"{self}\n{caret}" if caret else str(self)
+
+
+class ContractSyntaxError(SourceLocatedError):
+    """Legal-Blocks text that does not parse."""
+
+
+class ContractTypeError(SourceLocatedError):
+    """Legal-Blocks text that parses but is ill-typed or names something undeclared."""
+
+
+class ContractSchemaError(SourceLocatedError):
+    """A contract YAML document whose structure or values are invalid (names the YAML path)."""
+
+
+class SignatureError(WizardError):
+    """A signature, key or approval quorum check failed."""
+
+
+class KeyFileError(SignatureError):
+    """A key file cannot be read or decrypted (wrong passphrase, bad format, permissions)."""
+
+
+class DataError(WizardError):
+    """Input data cannot be read or does not match what the adapter expects."""
+
+
+class SchemaMismatchError(DataError):
+    """A table does not carry the columns or types a contract or lake schema requires."""
+
+
+class DataQualityError(DataError):
+    """Too many rows failed quality checks (the failure rate exceeded the configured threshold)."""
+
+
+class LakeError(WizardError):
+    """Reading or writing the lake / warehouse failed."""
+
+
+class AuditError(WizardError):
+    """The audit log is broken: an entry was edited, removed, reordered or the tail was cut."""
+
+
+class OptimizationDivergedError(WizardError):
+    """A numerical optimisation did not converge or produced non-finite values."""
+
+
+class PlannerError(WizardError):
+    """A campaign or PSPLIB instance is invalid (cycles, unknown references, over-capacity)."""
+
+
+class RemoteScoringError(WizardError):
+    """A remote reward-model endpoint failed beyond what retries and the breaker allow."""
+
+
+class CircuitOpenError(RemoteScoringError):
+    """The circuit breaker for an endpoint is open; calls fail fast until it half-opens."""
