@@ -21,11 +21,15 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Pos:
-    """1-based source position of a node."""
+    """1-based source position of a node.
+
+    ``source_line`` (the text of the line, for caret displays) is excluded from equality.
+    """
 
     file: str = "<string>"
     line: int = 1
     col: int = 1
+    source_line: str | None = field(default=None, compare=False, repr=False)
 
 
 _NOPOS = Pos()
