@@ -1,0 +1,101 @@
+"""Canonical contract identity: SHA-256 over RFC 8785 JSON of the normalised contract.
+
+The normalised document has every default filled, weights normalised to sum to 1, numbers as
+floats, the description's whitespace collapsed, utilities and clauses in the Legal-Blocks
+printer's canonical form, and no signatures. YAML style, key order, comments and whitespace
+inside expressions therefore do not change the hash; any change of meaning does.
+
+References:
+    RFC 8785, JSON Canonicalization Scheme (JCS). https://www.rfc-editor.org/rfc/rfc8785
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import rfc8785
+
+from rlhf_core.contract.build import LoadedContract
+from rlhf_core.contract.legal_blocks import format_clause, format_expr
+
+HASH_PREFIX = "sha256:"
+
+
+def canonical_clauses(contract: LoadedContract) -> list[str]:
+    """Each clause in canonical printed form (one string per clause, file order)."""
+    return [format_clause(clause) for clause in contract.program.clauses]
+
+
+def normalized_document(contract: LoadedContract) -> dict[str, Any]:
+    """The normalised contract as a JSON-ready dict (what the hash covers).
+
+    Args:
+        contract: A loaded contract.
+
+    Returns:
+        A dict of plain JSON values; stakeholders and clauses keep file order, mappings are
+        sorted by the canonicaliser.
+    """
+    spec, program = contract.spec, contract.program
+    holders = []
+    for decl, prog in zip(spec.stakeholders, program.stakeholders, strict=True):
+        holders.append(
+            {
+                "name": prog.name,
+                "weight": prog.weight,
+                "utility": format_expr(prog.utility),
+                "disagreement": prog.disagreement,
+                "public_key": decl.public_key,
+            }
+        )
+    return {
+        "contract": spec.contract,
+        "version": spec.version,
+        "description": " ".join(spec.description.split()),
+        "supersedes": spec.supersedes,
+        "inputs": {
+            decl.name: {
+                "dtype": decl.dtype,
+                "range": None if decl.lo is None else [float(decl.lo), float(decl.hi)],
+            }
+            for decl in program.inputs
+        },
+        "stakeholders": holders,
+        "aggregation": {
+            "rule": program.rule,
+            "order": list(program.lex_order),
+            "tolerance": float(program.lex_tolerance),
+            "floor_reward": float(program.floor_reward),
+        },
+        "clauses": canonical_clauses(contract),
+        "selection": {
+            "pairing": spec.selection.pairing,
+            "min_margin": float(spec.selection.min_margin),
+            "kl_beta": float(spec.selection.kl_beta),
+            "seed": int(spec.selection.seed),
+        },
+        "approval": {"quorum": int(spec.approval.quorum)},
+    }
+
+
+def canonical_json(contract: LoadedContract) -> bytes:
+    """RFC 8785 canonical JSON bytes of :func:`normalized_document`."""
+    return rfc8785.dumps(normalized_document(contract))
+
+
+def contract_hash(contract: LoadedContract) -> str:
+    """The contract's identity, ``sha256:<64 hex>``.
+
+    Args:
+        contract: A loaded contract (see :func:`rlhf_core.contract.load_contract`).
+
+    Returns:
+        ``"sha256:"`` followed by the lowercase hex SHA-256 of the canonical JSON.
+    """
+    return HASH_PREFIX + hashlib.sha256(canonical_json(contract)).hexdigest()
+
+
+def file_digest(text: str) -> str:
+    """``sha256:<hex>`` of the exact UTF-8 bytes of a contract file (what signatures bind)."""
+    return HASH_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
