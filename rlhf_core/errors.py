@@ -108,3 +108,11 @@ class RemoteScoringError(WizardError):
 
 class CircuitOpenError(RemoteScoringError):
     """The circuit breaker for an endpoint is open; calls fail fast until it half-opens."""
+
+
+class RemoteResponseError(RemoteScoringError):
+    """An endpoint answered, but not with one finite number per row (the batch is quarantined)."""
+
+
+class RemoteRetriesExhaustedError(RemoteScoringError):
+    """A batch kept failing transiently (5xx, 429, timeouts, resets) after every allowed retry."""

@@ -1,0 +1,40 @@
+"""Remote reward-model scoring: async batched client with retries, breaker, cache, quarantine.
+
+Typical use::
+
+    from rlhf_core.io.remote import EndpointConfig, score_table_remote
+
+    config = EndpointConfig(url="http://rm:8080", kind="tei", score_column="rm_score")
+    scores, quarantine, stats = score_table_remote(responses, config, run_id="run-1")
+"""
+
+from rlhf_core.io.remote.breaker import BreakerState, CircuitBreaker
+from rlhf_core.io.remote.cache import SCORE_CACHE_SCHEMA, ScoreCache, cache_key
+from rlhf_core.io.remote.client import ClientCounters, RemoteScorer
+from rlhf_core.io.remote.config import BreakerPolicy, EndpointConfig, RetryPolicy, resolve_token
+from rlhf_core.io.remote.jsonpath import JsonPath
+from rlhf_core.io.remote.table import (
+    QUARANTINE_SCHEMA,
+    RemoteScoringStats,
+    ascore_table_remote,
+    score_table_remote,
+)
+
+__all__ = [
+    "QUARANTINE_SCHEMA",
+    "SCORE_CACHE_SCHEMA",
+    "BreakerPolicy",
+    "BreakerState",
+    "CircuitBreaker",
+    "ClientCounters",
+    "EndpointConfig",
+    "JsonPath",
+    "RemoteScorer",
+    "RemoteScoringStats",
+    "RetryPolicy",
+    "ScoreCache",
+    "ascore_table_remote",
+    "cache_key",
+    "resolve_token",
+    "score_table_remote",
+]
