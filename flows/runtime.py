@@ -1,0 +1,119 @@
+"""Run-time plumbing shared by the flows: the Prefect API for a run and the Dask task runner.
+
+Start-up cost is planned deliberately (DESIGN §10): a run uses ONE Prefect API — the one in
+``PREFECT_API_URL`` when configured, otherwise one temporary local server started here — and the
+Dask workers inherit its address through the environment, so no worker starts a server of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DASK_ADDRESS_ENV = "RLHF_WIZARD_DASK_ADDRESS"
+
+_QUIET_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+
+class DaskConfig(BaseModel):
+    """Where score shards run.
+
+    Attributes:
+        address: An existing scheduler (``tcp://host:8786``); overrides the local cluster. Also
+            read from ``RLHF_WIZARD_DASK_ADDRESS``.
+        n_workers: Worker processes of the local cluster.
+        threads_per_worker: Threads per worker (1: each JAX shard owns its core).
+        memory_limit: Per-worker memory limit of the local cluster (Dask syntax, e.g. ``4GiB``).
+        adapt_minimum: Lower bound for adaptive scaling (with ``adapt_maximum``).
+        adapt_maximum: Upper bound for adaptive scaling; ``None`` disables adaptivity.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = None
+    n_workers: int = Field(default=2, ge=1, le=512)
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    memory_limit: str = "auto"
+    adapt_minimum: int | None = Field(default=None, ge=0)
+    adapt_maximum: int | None = Field(default=None, ge=1)
+
+    def resolved_address(self) -> str | None:
+        """The scheduler address from config, else from the environment, else None (local)."""
+        return self.address or os.environ.get(DASK_ADDRESS_ENV) or None
+
+
+def make_task_runner(config: DaskConfig) -> Any:
+    """Build the ``DaskTaskRunner`` for ``config``.
+
+    Returns:
+        A ``prefect_dask.DaskTaskRunner`` bound to an existing scheduler or to a local cluster of
+        spawned worker processes (one thread each by default), adaptive when bounds are set.
+    """
+    from prefect_dask import DaskTaskRunner
+
+    address = config.resolved_address()
+    if address:
+        return DaskTaskRunner(address=address)
+    adapt = None
+    if config.adapt_maximum is not None:
+        adapt = {"minimum": config.adapt_minimum or 1, "maximum": config.adapt_maximum}
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": config.n_workers,
+            "threads_per_worker": config.threads_per_worker,
+            "processes": True,
+            "memory_limit": config.memory_limit,
+            "dashboard_address": None,
+        },
+        adapt_kwargs=adapt,
+    )
+
+
+@contextmanager
+def prefect_api(timeout_s: int = 120) -> Iterator[str]:
+    """Make sure this process and its children talk to one Prefect API.
+
+    Uses ``PREFECT_API_URL`` when set (a real server or Prefect Cloud); otherwise starts one
+    temporary local server for the duration of the block and exports its URL so that spawned Dask
+    workers use it too. Logs are flushed before the server stops.
+
+    Yields:
+        The API URL in use.
+    """
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    existing = os.environ.get("PREFECT_API_URL")
+    if existing:
+        with temporary_settings(updates={PREFECT_API_URL: existing}):
+            yield existing
+        return
+
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=timeout_s)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+            _flush_api_logs()
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def _flush_api_logs() -> None:
+    """Send buffered Prefect logs to the API before it goes away."""
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler.flush()

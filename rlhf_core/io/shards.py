@@ -1,0 +1,120 @@
+"""Split Parquet input into scoring shards that never cut a prompt in two.
+
+A shard is a list of (file, row group) pieces. Quantified clauses (FORALL / EXISTS over a prompt's
+candidates) need every candidate of a prompt in the same shard, so when ``keep_groups`` is set,
+pieces whose ``prompt_id`` ranges overlap (read from the Parquet row-group statistics — no data is
+read) are merged into one shard before shards are packed up to ``target_rows``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from rlhf_core.errors import DataError
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One row group of one Parquet file."""
+
+    path: str
+    row_group: int
+    num_rows: int
+    group_min: str | None
+    group_max: str | None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Pieces scored together by one task. ``index`` orders the output part files."""
+
+    index: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def num_rows(self) -> int:
+        return sum(p.num_rows for p in self.pieces)
+
+
+def list_pieces(
+    paths: list[str], group_column: str, filesystem: pafs.FileSystem | None = None
+) -> list[Piece]:
+    """Row groups of ``paths`` with the min/max of ``group_column`` from their statistics.
+
+    Raises:
+        DataError: A file is not Parquet or lacks ``group_column``.
+    """
+    pieces: list[Piece] = []
+    for path in paths:
+        try:
+            meta = pq.ParquetFile(path, filesystem=filesystem).metadata
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({exc}); check the input path") from exc
+        names = meta.schema.names
+        if group_column not in names:
+            raise DataError(
+                f"{path}: no column {group_column!r} (has {', '.join(names)}); "
+                "map the prompt id column with an adapter or mapping file"
+            )
+        col = names.index(group_column)
+        for rg in range(meta.num_row_groups):
+            stats = meta.row_group(rg).column(col).statistics
+            lo = hi = None
+            if stats is not None and stats.has_min_max:
+                lo, hi = _as_str(stats.min), _as_str(stats.max)
+            pieces.append(Piece(path, rg, meta.row_group(rg).num_rows, lo, hi))
+    return pieces
+
+
+def _as_str(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def plan_shards(pieces: list[Piece], target_rows: int, keep_groups: bool) -> list[Shard]:
+    """Pack pieces into shards of about ``target_rows`` rows.
+
+    Args:
+        pieces: Row groups in file order.
+        target_rows: Rows per shard to aim for (a shard may exceed it to keep prompts whole).
+        keep_groups: Merge pieces whose group ranges overlap (required for quantifiers). Pieces
+            without statistics are then all merged into one shard, which is always correct.
+
+    Returns:
+        Shards in a deterministic order.
+    """
+    if target_rows < 1:
+        raise ValueError(f"target_rows must be >= 1, got {target_rows}")
+    units = _group_units(pieces) if keep_groups else [[p] for p in pieces]
+    shards: list[Shard] = []
+    current: list[Piece] = []
+    rows = 0
+    for unit in units:
+        unit_rows = sum(p.num_rows for p in unit)
+        if current and rows + unit_rows > target_rows:
+            shards.append(Shard(len(shards), tuple(current)))
+            current, rows = [], 0
+        current.extend(unit)
+        rows += unit_rows
+    if current:
+        shards.append(Shard(len(shards), tuple(current)))
+    return shards
+
+
+def _group_units(pieces: list[Piece]) -> list[list[Piece]]:
+    """Connected components of pieces with overlapping [min, max] group ranges."""
+    if any(p.group_min is None for p in pieces):
+        return [list(pieces)] if pieces else []
+    order = sorted(pieces, key=lambda p: (p.group_min, p.group_max, p.path, p.row_group))
+    units: list[list[Piece]] = []
+    high: str | None = None
+    for piece in order:
+        if units and high is not None and piece.group_min <= high:
+            units[-1].append(piece)
+            high = max(high, piece.group_max)  # type: ignore[type-var]
+        else:
+            units.append([piece])
+            high = piece.group_max
+    return units
