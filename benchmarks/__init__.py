@@ -1,0 +1,1 @@
+"""Benchmarks: each module compares the project against a baseline in the same run (ratios)."""
