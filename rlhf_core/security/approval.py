@@ -85,7 +85,7 @@ class ApprovalReport:
             if not check.valid:
                 who = check.stakeholder or f"key {check.keyid[:16]}"
                 lines.append(f"signature {check.index} ({who}): {check.reason}")
-        if len(self.approved_by) < self.quorum:
+        if self.keyed and len(self.approved_by) < self.quorum:
             have = ", ".join(self.approved_by) or "none"
             lines.append(
                 f"quorum not met: {self.quorum} of {self.keyed} required, "
@@ -97,8 +97,8 @@ class ApprovalReport:
         """One line: approved by whom, or every failure joined by '; '."""
         if self.approved:
             return (
-                f"{self.contract} {self.hash} approved: {len(self.approved_by)} of "
-                f"{self.quorum} required ({', '.join(self.approved_by)})"
+                f"{self.contract} {self.hash} approved by {len(self.approved_by)} "
+                f"(quorum {self.quorum}): {', '.join(self.approved_by)}"
             )
         return f"{self.contract} not approved: " + "; ".join(self.failures)
 
