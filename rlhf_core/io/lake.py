@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 
@@ -34,47 +33,30 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from rlhf_core.errors import LakeError, SchemaMismatchError
+from rlhf_core.errors import LakeError
 from rlhf_core.io.fs import atomic_write, remove_stale_temps, resolve_root, write_bytes_atomic
-from rlhf_core.io.schema_check import conform
+from rlhf_core.io.lake_names import (
+    COMPRESSION,
+    DEFAULT_HOME,
+    ENV_HOME,
+    PART_RE,
+    PARTITION_KEY,
+    RUN_ID_RE,
+    STAGING_PREFIX,
+    TABLE_RE,
+    TRASH_PREFIX,
+    check_run_id,
+    check_table_name,
+    part_name,
+)
+from rlhf_core.io.schema_check import conform, stamp_schema
 
-ENV_HOME = "RLHF_WIZARD_HOME"
-DEFAULT_HOME = "./.wizard"
-PARTITION_KEY = "run_id"
-COMPRESSION = "zstd"
-META_TABLE = "rlhf_wizard.table"
-META_RUN_ID = "rlhf_wizard.run_id"
-
-_TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_PART_RE = re.compile(r"^part-(\d{5,})\.parquet$")
-_STAGING = ".staging-"
 _HIVE = ds.partitioning(pa.schema([(PARTITION_KEY, pa.string())]), flavor="hive")
 
-__all__ = ["Lake", "check_run_id", "check_table_name", "part_name"]
-
-
-def check_table_name(table: str) -> str:
-    """Return ``table`` if it is a valid lake table name (``[a-z][a-z0-9_]*``), else raise LakeError."""
-    if not isinstance(table, str) or not _TABLE_RE.match(table):
-        raise LakeError(f"invalid lake table name {table!r}: use lowercase letters, digits and "
-                        "underscores, starting with a letter")
-    return table
-
-
-def check_run_id(run_id: str) -> str:
-    """Return ``run_id`` if it is safe as a partition directory name, else raise LakeError."""
-    if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
-        raise LakeError(f"invalid run id {run_id!r}: use letters, digits, '_', '-' and '.', "
-                        "starting with a letter or digit (at most 128 characters)")
-    return run_id
-
-
-def part_name(part: int) -> str:
-    """File name of shard ``part`` in a partition, e.g. ``part-00003.parquet``."""
-    if not isinstance(part, int) or part < 0:
-        raise LakeError(f"invalid part number {part!r}: use a non-negative integer shard index")
-    return f"part-{part:05d}.parquet"
+__all__ = [
+    "COMPRESSION", "DEFAULT_HOME", "ENV_HOME", "PARTITION_KEY", "Lake", "check_run_id",
+    "check_table_name", "part_name",
+]
 
 
 class Lake:
@@ -120,7 +102,7 @@ class Lake:
 
     def staging_path(self, table: str, run_id: str) -> str:
         """Hidden staging directory of a partition awaiting :meth:`commit_partition`."""
-        return posixpath.join(self.table_path(table), f"{_STAGING}{PARTITION_KEY}={check_run_id(run_id)}")
+        return posixpath.join(self.table_path(table), f"{STAGING_PREFIX}{PARTITION_KEY}={check_run_id(run_id)}")
 
     def _exists(self, path: str, kind: pafs.FileType = pafs.FileType.Directory) -> bool:
         return self.fs.get_file_info(path).type == kind
@@ -183,7 +165,7 @@ class Lake:
 
         Same contract as :meth:`write_part`; every chunk is validated against ``schema``.
         """
-        full_schema = self._stamped_schema(table, run_id, schema, metadata)
+        full_schema = stamp_schema(schema, table, run_id, metadata)
         directory = self.staging_path(table, run_id) if staged else self.partition_path(table, run_id)
 
         def _write(tmp: str) -> None:
@@ -217,7 +199,10 @@ class Lake:
         Args:
             table: Lake table name.
             run_id: Run id whose staging directory holds the parts.
-            expected_parts: If given, require exactly parts ``0..expected_parts-1`` to be staged.
+            expected_parts: If given, publish exactly parts ``0..expected_parts-1``: missing
+                ones are an error, extra staged ones (from an earlier attempt) are dropped, and
+                if nothing is staged but the partition already holds exactly those parts, it
+                returns them (a re-run after a completed commit).
 
         Returns:
             Paths of the published part files, in part order.
@@ -226,24 +211,31 @@ class Lake:
             LakeError: If nothing is staged or staged parts are missing.
         """
         staging = self.staging_path(table, run_id)
-        staged = sorted(i.base_name for i in self._list(staging) if _PART_RE.match(i.base_name))
-        if not staged:
-            raise LakeError(f"nothing staged for table {table!r} run {run_id} at {staging}; "
-                            "write parts with staged=True before committing")
+        staged = {i.base_name for i in self._list(staging) if PART_RE.match(i.base_name)}
         if expected_parts is not None:
-            missing = sorted({part_name(i) for i in range(expected_parts)} - set(staged))
+            wanted = {part_name(i) for i in range(expected_parts)}
+            published = self.part_paths(table, run_id)
+            if not staged and {posixpath.basename(p) for p in published} == wanted:
+                return published  # already committed by an earlier attempt: idempotent no-op
+            missing = sorted(wanted - staged)
             if missing:
                 raise LakeError(f"cannot commit table {table!r} run {run_id}: staged parts "
                                 f"{missing} are missing; re-run the shards that write them")
+            for stale in staged - wanted:  # shards of an earlier attempt with more shards
+                self.fs.delete_file(posixpath.join(staging, stale))
+            staged = wanted
+        if not staged:
+            raise LakeError(f"nothing staged for table {table!r} run {run_id} at {staging}; "
+                            "write parts with staged=True before committing")
         final = self.partition_path(table, run_id)
-        trash = posixpath.join(self.table_path(table), f".trash-{uuid.uuid4().hex}")
+        trash = posixpath.join(self.table_path(table), f"{TRASH_PREFIX}{uuid.uuid4().hex}")
         if self._exists(final):
             # Readers see the old partition, then briefly none, then the new one; never a mix.
             self.fs.move(final, trash)
         self.fs.move(staging, final)
         if self._exists(trash):
             self.fs.delete_dir(trash)
-        return [posixpath.join(final, name) for name in staged]
+        return [posixpath.join(final, name) for name in sorted(staged)]
 
     def discard_staging(self, table: str, run_id: str) -> None:
         """Remove the hidden staging directory of a partition (e.g. before a re-run)."""
@@ -256,7 +248,7 @@ class Lake:
         final = self.partition_path(table, run_id)
         if not self._exists(final):
             return False
-        trash = posixpath.join(self.table_path(table), f".trash-{uuid.uuid4().hex}")
+        trash = posixpath.join(self.table_path(table), f"{TRASH_PREFIX}{uuid.uuid4().hex}")
         self.fs.move(final, trash)  # disappears atomically for readers, then is deleted
         self.fs.delete_dir(trash)
         return True
@@ -274,35 +266,24 @@ class Lake:
         return write_bytes_atomic(self.fs, self.path(relpath), data)
 
     def remove_stale_temps(self, table: str | None = None) -> list[str]:
-        """Delete temp files left by killed writers (call only while no writer is active)."""
+        """Delete temp files and trash left by killed writers (only while no writer is active)."""
         base = self.table_path(table) if table else self.path("lake")
-        return remove_stale_temps(self.fs, base)
-
-    def _stamped_schema(
-        self, table: str, run_id: str, schema: pa.Schema, metadata: Mapping[str, str] | None
-    ) -> pa.Schema:
-        check_table_name(table)
-        check_run_id(run_id)
-        if PARTITION_KEY in schema.names:
-            raise SchemaMismatchError(f"schema of lake table {table!r} has a {PARTITION_KEY!r} "
-                                      "column; the lake stores it as the partition key, remove it")
-        merged = dict(schema.metadata or {})
-        merged.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
-        merged[META_TABLE.encode()] = table.encode()
-        merged[META_RUN_ID.encode()] = run_id.encode()
-        return schema.with_metadata(merged)
+        removed = remove_stale_temps(self.fs, base)
+        tables = [table] if table else self.list_tables()
+        for name in tables:
+            for info in self._list(self.table_path(name)):
+                if info.base_name.startswith(TRASH_PREFIX):  # left by a commit killed mid-swap
+                    self.fs.delete_dir(info.path)
+                    removed.append(info.path)
+        return removed
 
     def _prepare(
-        self,
-        table: str,
-        run_id: str,
-        data: pa.Table | pa.RecordBatch,
-        schema: pa.Schema,
+        self, table: str, run_id: str, data: pa.Table | pa.RecordBatch, schema: pa.Schema,
         metadata: Mapping[str, str] | None,
     ) -> pa.Table:
-        full_schema = self._stamped_schema(table, run_id, schema, metadata)
+        stamped = stamp_schema(schema, table, run_id, metadata)
         conformed = conform(data, schema, where=f"{table} run {run_id}")
-        return conformed.replace_schema_metadata(full_schema.metadata)
+        return conformed.replace_schema_metadata(stamped.metadata)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -310,14 +291,14 @@ class Lake:
         """Names of the tables that exist in the lake (sorted)."""
         return sorted(
             i.base_name for i in self._list(self.path("lake"))
-            if i.type == pafs.FileType.Directory and _TABLE_RE.match(i.base_name)
+            if i.type == pafs.FileType.Directory and TABLE_RE.match(i.base_name)
         )
 
     def part_paths(self, table: str, run_id: str) -> list[str]:
         """Visible part files of one partition, in part order."""
         return sorted(
             i.path for i in self._list(self.partition_path(table, run_id))
-            if i.type == pafs.FileType.File and _PART_RE.match(i.base_name)
+            if i.type == pafs.FileType.File and PART_RE.match(i.base_name)
         )
 
     def list_runs(self, table: str) -> list[str]:
@@ -327,7 +308,7 @@ class Lake:
         for info in self._list(self.table_path(table)):
             if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix):
                 run_id = info.base_name[len(prefix):]
-                if _RUN_ID_RE.match(run_id) and self.part_paths(table, run_id):
+                if RUN_ID_RE.match(run_id) and self.part_paths(table, run_id):
                     runs.append(run_id)
         return sorted(runs)
 

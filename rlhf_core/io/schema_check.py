@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pyarrow as pa
 
 from rlhf_core.errors import SchemaMismatchError
+from rlhf_core.io.lake_names import (
+    META_RUN_ID,
+    META_TABLE,
+    PARTITION_KEY,
+    check_run_id,
+    check_table_name,
+)
 
-__all__ = ["conform", "schema_problems"]
+__all__ = ["conform", "schema_problems", "stamp_schema"]
 
 
 def schema_problems(data: pa.Table, schema: pa.Schema) -> list[str]:
@@ -71,3 +80,24 @@ def conform(data: pa.Table | pa.RecordBatch, schema: pa.Schema, where: str = "ta
         raise SchemaMismatchError(f"{where} does not match its schema: {'; '.join(problems)}; "
                                   "fix the writer or cast the data to the table's schema")
     return data.select(schema.names).cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
+
+
+def stamp_schema(
+    schema: pa.Schema, table: str, run_id: str, metadata: Mapping[str, str] | None = None
+) -> pa.Schema:
+    """``schema`` with the table name, run id and ``metadata`` added to its key-value metadata.
+
+    Raises:
+        LakeError: If the table name or run id is invalid.
+        SchemaMismatchError: If the schema has a ``run_id`` column (that is the partition key).
+    """
+    check_table_name(table)
+    check_run_id(run_id)
+    if PARTITION_KEY in schema.names:
+        raise SchemaMismatchError(f"schema of lake table {table!r} has a {PARTITION_KEY!r} "
+                                  "column; the lake stores it as the partition key, remove it")
+    merged = dict(schema.metadata or {})
+    merged.update({str(k).encode(): str(v).encode() for k, v in (metadata or {}).items()})
+    merged[META_TABLE.encode()] = table.encode()
+    merged[META_RUN_ID.encode()] = run_id.encode()
+    return schema.with_metadata(merged)

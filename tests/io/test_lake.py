@@ -122,6 +122,34 @@ def test_staged_commit_replaces_whole_partition(wizard_home: Path) -> None:
         lake.commit_partition("scores", "r1")
 
 
+def test_sharded_rerun_drops_stale_staged_parts_and_recommit_is_noop(wizard_home: Path) -> None:
+    lake = Lake()
+    for part in range(4):  # a first attempt with 4 shards crashed before its commit
+        lake.write_part("scores", "r1", _rows(1, offset=part), SCHEMA, part=part, staged=True)
+    for part in range(2):  # the re-run uses 2 shards
+        lake.write_part("scores", "r1", _rows(2, offset=10 * part), SCHEMA, part=part, staged=True)
+    published = lake.commit_partition("scores", "r1", expected_parts=2)
+    assert len(published) == 2 and lake.count_rows("scores", "r1") == 4
+    # a later re-run whose shard tasks were all cached writes nothing: the commit is a no-op
+    assert lake.commit_partition("scores", "r1", expected_parts=2) == published
+    with pytest.raises(LakeError, match="are missing"):
+        lake.commit_partition("scores", "r1", expected_parts=3)
+
+
+def test_commit_killed_mid_swap_recovers(wizard_home: Path) -> None:
+    lake = Lake()
+    lake.write_partition("scores", "r1", _rows(3), SCHEMA)
+    lake.write_part("scores", "r1", _rows(5), SCHEMA, staged=True)
+    table_dir = Path(lake.table_path("scores"))
+    # the state a commit killed between its two renames leaves: old partition in trash
+    (table_dir / "run_id=r1").rename(table_dir / ".trash-dead")
+    assert lake.list_runs("scores") == []  # nothing half-visible
+    lake.commit_partition("scores", "r1")
+    assert lake.count_rows("scores", "r1") == 5
+    assert lake.remove_stale_temps() == [str(table_dir / ".trash-dead")]
+    assert sorted(p.name for p in table_dir.iterdir()) == ["run_id=r1"]
+
+
 def test_parquet_metadata_round_trip(wizard_home: Path) -> None:
     lake = Lake()
     meta = {"contract_hash": "sha256:" + "ab" * 32, "flow": "score-responses"}
