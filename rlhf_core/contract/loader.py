@@ -260,7 +260,8 @@ def validate_spec(source: SourceMap) -> ContractSpec:
     try:
         return ContractSpec.model_validate(_plain(source.data))
     except ValidationError as exc:
-        errors = exc.errors()
+        # A misspelt key yields "unknown key" and "missing key"; the unknown one is the clue.
+        errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
         err = errors[0]
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, LocatedValueError):
