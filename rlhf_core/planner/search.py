@@ -1,0 +1,137 @@
+"""Search configuration and compiled solvers (QIEA with islands, or the GA baseline).
+
+``make_solver(config)`` returns a pure ``solve(inst, key) -> SearchResult`` that runs every island
+inside one compiled program (islands are a ``vmap`` axis; migration between epochs); ``jax.vmap``
+it again over a stack of padded instances to solve a whole benchmark family with one compilation.
+The flow uses :func:`epoch_lengths`, ``init_island``, ``run_island`` and ``migrate`` directly to
+fan islands out to workers with identical results.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from pydantic import BaseModel, ConfigDict, Field
+
+from rlhf_core.errors import PlannerError
+from rlhf_core.planner.evaluate import schedules_per_individual
+from rlhf_core.planner.ga import GAParams, init_ga, run_ga
+from rlhf_core.planner.instance import Instance
+from rlhf_core.planner.qiea import QIEAParams, init_island, migrate, run_island
+
+
+class SearchConfig(BaseModel):
+    """How to search: algorithm, schedule budget, population and island sizes, seed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    algorithm: Literal["qiea", "ga"] = "qiea"
+    budget: int = Field(5000, ge=1, description="schedules per instance (each SGS pass counts)")
+    islands: int = Field(4, ge=1)
+    pop_size: int = Field(8, ge=2, description="individuals per island (GA: islands * pop_size)")
+    migration_interval: int = Field(5, ge=1, description="generations between migrations")
+    bits: int = Field(8, ge=2, le=16)
+    sgs: Literal["serial", "parallel"] = "serial"
+    fbi: bool = True
+    seed: int = 0
+
+    def qiea_params(self) -> QIEAParams:
+        """The static QIEA hyper-parameters."""
+        return QIEAParams(pop_size=self.pop_size, bits=self.bits, sgs=self.sgs, fbi=self.fbi)
+
+    def ga_params(self) -> GAParams:
+        """The static GA hyper-parameters (one population of the same total size)."""
+        return GAParams(pop_size=self.pop_size * self.islands, sgs=self.sgs, fbi=self.fbi)
+
+    def generations(self) -> int:
+        """Generations (including the initial one) that fit in the budget.
+
+        Raises:
+            PlannerError: the budget does not cover even the initial population.
+        """
+        per = self.islands * self.pop_size * schedules_per_individual(self.fbi)
+        gens = self.budget // per
+        if gens < 1:
+            raise PlannerError(
+                f"schedule budget {self.budget} is below one generation ({per} schedules); "
+                "raise the budget or lower islands/pop_size"
+            )
+        return gens
+
+
+def epoch_lengths(config: SearchConfig) -> list[int]:
+    """Generations per epoch after the initial one; islands migrate after each epoch."""
+    rest = config.generations() - 1
+    full, rem = divmod(rest, config.migration_interval)
+    return [config.migration_interval] * full + ([rem] if rem else [])
+
+
+class SearchResult(NamedTuple):
+    """Best schedule ``int32[N]``, its makespan and the schedules generated (``int32``)."""
+
+    starts: jnp.ndarray
+    makespan: jnp.ndarray
+    schedules: jnp.ndarray
+
+
+def island_key(seed: int, island: int, epoch: int) -> jnp.ndarray:
+    """The PRNG key of one island in one epoch (epoch 0 = initialisation)."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), island), epoch)
+
+
+@functools.cache
+def make_solver(config: SearchConfig) -> Callable[[Instance], SearchResult]:
+    """Build the compiled solver for one configuration (cached per configuration).
+
+    Args:
+        config: The search configuration (its seed is used).
+
+    Returns:
+        A jitted ``solve(inst) -> SearchResult`` for a single padded instance; it is pure, so
+        ``jax.jit(jax.vmap(solve))`` solves a stack of same-shape instances.
+    """
+    total = config.generations()
+    lengths = epoch_lengths(config)
+    n_isl = config.islands
+    isl = jnp.arange(n_isl)
+
+    def keys(epoch: int | jnp.ndarray) -> jnp.ndarray:
+        return jax.vmap(lambda i: island_key(config.seed, i, epoch))(isl)
+
+    if config.algorithm == "ga":
+        gp = config.ga_params()
+
+        def solve_ga(inst: Instance) -> SearchResult:
+            state = init_ga(inst, island_key(config.seed, 0, 0), gp)
+            state = run_ga(inst, state, island_key(config.seed, 0, 1), gp, total - 1)
+            return SearchResult(state.best_starts, state.best_ms, state.schedules)
+
+        return jax.jit(solve_ga)
+
+    qp = config.qiea_params()
+    interval = config.migration_interval
+    n_full = sum(1 for g in lengths if g == interval)
+    rem = lengths[-1] if lengths and lengths[-1] != interval else 0
+
+    def solve_qiea(inst: Instance) -> SearchResult:
+        states = jax.vmap(lambda k: init_island(inst, k, qp))(keys(0))
+
+        def epoch(s: object, e: jnp.ndarray) -> tuple[object, None]:
+            s = jax.vmap(lambda st, k: run_island(inst, st, k, qp, interval, total))(s, keys(e))
+            return migrate(s), None
+
+        if n_full:
+            states = jax.lax.scan(epoch, states, jnp.arange(1, n_full + 1))[0]
+        if rem:
+            states = jax.vmap(lambda st, k: run_island(inst, st, k, qp, rem, total))(
+                states, keys(n_full + 1)
+            )
+            states = migrate(states)
+        best = jnp.argmin(states.best_ms)
+        return SearchResult(states.best_starts[best], states.best_ms[best], states.schedules.sum())
+
+    return jax.jit(solve_qiea)
