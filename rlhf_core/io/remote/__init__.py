@@ -17,6 +17,7 @@ from rlhf_core.io.remote.table import (
     QUARANTINE_SCHEMA,
     RemoteScoringStats,
     ascore_table_remote,
+    attach_scores,
     score_table_remote,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "RetryPolicy",
     "ScoreCache",
     "ascore_table_remote",
+    "attach_scores",
     "cache_key",
     "resolve_token",
     "score_table_remote",

@@ -40,14 +40,19 @@ QUARANTINE_SCHEMA = pa.schema([
     pa.field("cache_key", pa.string(), nullable=False),
     pa.field("reason", pa.string(), nullable=False),
     pa.field("endpoint", pa.string(), nullable=False),
-    pa.field("run_id", pa.string(), nullable=False),
 ])
 """Rows whose batch came back unusable, one per input row, with the reason (``row_id``: the value
-of ``config.id_column`` when the table has it)."""
+of ``config.id_column`` when the table has it). The run id is the lake partition key."""
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QUARANTINE_SCHEMA", "RemoteScoringStats", "ascore_table_remote", "score_table_remote"]
+__all__ = [
+    "QUARANTINE_SCHEMA",
+    "RemoteScoringStats",
+    "ascore_table_remote",
+    "attach_scores",
+    "score_table_remote",
+]
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ async def ascore_table_remote(
     Args:
         table: Rows with ``config.prompt_column`` and ``config.response_column`` (strings).
         config: Endpoint configuration.
-        run_id: Run id (cache partition and quarantine column).
+        run_id: Run id (the cache partition new scores go to).
         token: Explicit bearer token (else ``config.token_env``; never logged).
         cache: Score cache; default: the lake's (``$RLHF_WIZARD_HOME/lake``) unless
             ``config.cache`` is false.
@@ -200,7 +205,7 @@ async def ascore_table_remote(
            if config.id_column in table.column_names else [None] * len(keys))
     quarantine = pa.table(
         [quarantined, [ids[i] for i in quarantined], [keys[i] for i in quarantined], [reasons[keys[i]] for i in quarantined],
-         [endpoint] * len(quarantined), [run_id] * len(quarantined)],
+         [endpoint] * len(quarantined)],
         schema=QUARANTINE_SCHEMA,
     )
     scores_table = pa.table({
@@ -252,3 +257,27 @@ def score_table_remote(
         ``(scores, quarantine, stats)`` as :func:`ascore_table_remote`.
     """
     return asyncio.run(ascore_table_remote(table, config, **kwargs))
+
+
+def attach_scores(table: pa.Table, scores: pa.Table, column: str) -> pa.Table:
+    """``table`` with the score column from :func:`score_table_remote` added (or replaced).
+
+    Args:
+        table: The table that was scored (same rows, same order).
+        scores: The ``scores`` table returned for it.
+        column: The score column name (``config.score_column``).
+
+    Returns:
+        ``table`` plus a nullable float64 ``column`` (null for quarantined or unscored rows).
+
+    Raises:
+        SchemaMismatchError: If the row counts differ.
+    """
+    if scores.num_rows != table.num_rows:
+        raise SchemaMismatchError(f"score column has {scores.num_rows} rows but the table has "
+                                  f"{table.num_rows}; score the same table you attach to")
+    values = scores.column(column)
+    field = pa.field(column, pa.float64(), nullable=True)
+    if column in table.column_names:
+        return table.set_column(table.column_names.index(column), field, values)
+    return table.append_column(field, values)
