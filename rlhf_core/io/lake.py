@@ -312,6 +312,16 @@ class Lake:
                     runs.append(run_id)
         return sorted(runs)
 
+    def has_data(self, table: str) -> bool:
+        """Whether ``table`` has at least one visible part (stops at the first one found)."""
+        prefix = f"{PARTITION_KEY}="
+        return any(
+            info.type == pafs.FileType.Directory and info.base_name.startswith(prefix)
+            and RUN_ID_RE.match(info.base_name[len(prefix):])
+            and self.part_paths(table, info.base_name[len(prefix):])
+            for info in self._list(self.table_path(table))
+        )
+
     def dataset(self, table: str, schema: pa.Schema | None = None) -> ds.Dataset:
         """A pyarrow dataset over ``table`` with ``run_id`` (string) from the hive partitioning.
 
@@ -325,7 +335,7 @@ class Lake:
             LakeError: If the table does not exist or has no visible data.
         """
         path = self.table_path(table)
-        if not self.list_runs(table):
+        if not self.has_data(table):
             raise LakeError(f"lake table {table!r} has no data under {path}; run the flow that "
                             f"writes it first (tables present: {', '.join(self.list_tables()) or 'none'})")
         if schema is not None and PARTITION_KEY not in schema.names:

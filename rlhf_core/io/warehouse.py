@@ -65,7 +65,7 @@ class Warehouse:
         """The ``SELECT`` behind each view that should exist now (tables with visible data)."""
         sources = {}
         for table in self.lake.list_tables():
-            if table == AUDIT_VIEW or not self.lake.list_runs(table):
+            if table == AUDIT_VIEW or not self.lake.has_data(table):
                 continue
             glob = self._location("lake", check_table_name(table), f"{PARTITION_KEY}=*", "part-*.parquet")
             sources[table] = (
@@ -165,21 +165,35 @@ class Warehouse:
         Raises:
             LakeError: If the statement fails (the message names the available views).
         """
-        if set(self.views()) != set(self.view_sources()):
+        if self.path is None:
+            with self.connect() as con:
+                return self._run(con, sql, params, limit)
+        sources = self.view_sources()
+        exists = self.lake.fs.get_file_info(self.path).type != pafs.FileType.NotFound
+        con = self._open(read_only=True) if exists else None
+        if con is None or self._existing_views(con) != set(sources):
+            if con is not None:
+                con.close()
             self.refresh_views()
-        with self.connect(read_only=True) as con:
-            try:
-                relation = con.sql(sql, params=list(params) if params else None)
-                if relation is None:
-                    return pa.table({})
-                if limit is None:
-                    return relation.to_arrow_table()
-                reader = relation.to_arrow_reader(min(max(limit, 1), 100_000))
-                return _take(reader, limit)
-            except duckdb.Error as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise LakeError(f"query failed: {first}; views: "
-                                f"{', '.join(self._existing_views(con)) or 'none'}") from exc
+            con = self._open(read_only=True)
+        try:
+            return self._run(con, sql, params, limit)
+        finally:
+            con.close()
+
+    def _run(self, con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None,
+             limit: int | None) -> pa.Table:
+        try:
+            relation = con.sql(sql, params=list(params) if params else None)
+            if relation is None:
+                return pa.table({})
+            if limit is None:
+                return relation.to_arrow_table()
+            return _take(relation.to_arrow_reader(min(max(limit, 1), 100_000)), limit)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise LakeError(f"query failed: {first}; views: "
+                            f"{', '.join(sorted(self._existing_views(con))) or 'none'}") from exc
 
     def select(
         self,

@@ -176,6 +176,13 @@ class AuditLog:
         self.path = Path(audit_log_path(self.lake))
         self.checkpoint = Path(checkpoint_path(self.lake))
         self._lock_path = self.path.with_name("audit.lock")
+        self._key: OperatorKey | None = None
+
+    def _operator_key(self) -> OperatorKey:
+        # Loaded once per AuditLog: decrypting an encrypted PKCS#8 key runs a slow KDF.
+        if self._key is None:
+            self._key = load_operator_key(self.lake)
+        return self._key
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -219,7 +226,7 @@ class AuditLog:
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit details for {kind} {subject}: not JSON-serialisable ({exc})") from exc
         with self._locked():
-            key = load_operator_key(self.lake)
+            key = self._operator_key()
             seq, prev_hash = self._tail()
             entry = _sealed(AuditEntry(seq=seq, timestamp=_utc_now(), kind=kind,
                                        actor=actor or _default_actor(), subject=str(subject),
