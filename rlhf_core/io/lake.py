@@ -34,6 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from rlhf_core.errors import LakeError
+from rlhf_core.io.commit import remove_directory, swap_in_directory
 from rlhf_core.io.fs import atomic_write, remove_stale_temps, resolve_root, write_bytes_atomic
 from rlhf_core.io.lake_names import (
     COMPRESSION,
@@ -228,14 +229,11 @@ class Lake:
             raise LakeError(f"nothing staged for table {table!r} run {run_id} at {staging}; "
                             "write parts with staged=True before committing")
         final = self.partition_path(table, run_id)
-        trash = posixpath.join(self.table_path(table), f"{TRASH_PREFIX}{uuid.uuid4().hex}")
-        if self._exists(final):
-            # Readers see the old partition, then briefly none, then the new one; never a mix.
-            self.fs.move(final, trash)
-        self.fs.move(staging, final)
-        if self._exists(trash):
-            self.fs.delete_dir(trash)
+        swap_in_directory(self.fs, staging, final, self._trash_path(table))
         return [posixpath.join(final, name) for name in sorted(staged)]
+
+    def _trash_path(self, table: str) -> str:
+        return posixpath.join(self.table_path(table), f"{TRASH_PREFIX}{uuid.uuid4().hex}")
 
     def discard_staging(self, table: str, run_id: str) -> None:
         """Remove the hidden staging directory of a partition (e.g. before a re-run)."""
@@ -248,9 +246,7 @@ class Lake:
         final = self.partition_path(table, run_id)
         if not self._exists(final):
             return False
-        trash = posixpath.join(self.table_path(table), f"{TRASH_PREFIX}{uuid.uuid4().hex}")
-        self.fs.move(final, trash)  # disappears atomically for readers, then is deleted
-        self.fs.delete_dir(trash)
+        remove_directory(self.fs, final, self._trash_path(table))
         return True
 
     def write_file_atomic(self, relpath: str, data: bytes | Iterable[bytes]) -> str:

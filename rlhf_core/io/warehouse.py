@@ -28,6 +28,7 @@ from rlhf_core.io.lake import PARTITION_KEY, Lake, check_table_name
 WAREHOUSE_FILE = "warehouse.duckdb"
 AUDIT_VIEW = "audit"
 _LOCK_RETRIES = 20
+_RECORD = "_wizard_view_sources"
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 __all__ = ["AUDIT_VIEW", "WAREHOUSE_FILE", "Warehouse", "quote_identifier"]
@@ -124,6 +125,16 @@ class Warehouse:
             con.sql(f"DROP VIEW IF EXISTS {quote_identifier(name)}")
         for name, source in sorted(sources.items()):
             con.sql(f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS {source}")
+        if self.path is not None:
+            con.sql(f"CREATE OR REPLACE TABLE {_RECORD} (name VARCHAR, source VARCHAR)")
+            for name, source in sorted(sources.items()):
+                con.sql(f"INSERT INTO {_RECORD} VALUES (?, ?)", params=[name, source])
+
+    def _recorded_sources(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """The view sources the last refresh wrote (empty if never refreshed)."""
+        if _RECORD not in {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}:
+            return {}
+        return dict(con.sql(f"SELECT name, source FROM {_RECORD}").fetchall())
 
     def refresh_views(self) -> list[str]:
         """Create or replace a view per lake table (and the audit log); drop views of gone tables.
@@ -171,7 +182,8 @@ class Warehouse:
         sources = self.view_sources()
         exists = self.lake.fs.get_file_info(self.path).type != pafs.FileType.NotFound
         con = self._open(read_only=True) if exists else None
-        if con is None or self._existing_views(con) != set(sources):
+        # Refresh when tables appeared or vanished, or the lake moved (views hold absolute paths).
+        if con is None or self._recorded_sources(con) != sources:
             if con is not None:
                 con.close()
             self.refresh_views()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -221,3 +222,43 @@ def test_sigkilled_writer_leaves_nothing_visible(wizard_home: Path) -> None:
     assert lake.remove_stale_temps("scores") == [str(temps[0])]
     lake.write_part("scores", "r1", _rows(2), SCHEMA, part=0)  # the re-run replaces it cleanly
     assert lake.count_rows("scores", "r1") == 2
+
+
+def test_lake_on_a_non_local_filesystem_uri() -> None:
+    lake = Lake("mock:///wizard")  # pyarrow's in-memory filesystem, reached through a URI
+    assert not isinstance(lake.fs, pafs.LocalFileSystem)
+    lake.write_part("scores", "r1", _rows(3), SCHEMA, metadata={"contract_hash": "h1"})
+    lake.write_partition("scores", "r2", _rows(2), SCHEMA)
+    lake.write_partition("scores", "r2", _rows(4), SCHEMA)
+    assert lake.list_runs("scores") == ["r1", "r2"]
+    assert lake.count_rows("scores") == 7
+    assert lake.read_table("scores", "r2").num_rows == 4
+    assert lake.read_metadata("scores", "r1")["contract_hash"] == "h1"
+    lake.write_file_atomic("exports/r1/pairs.jsonl", b'{"a": 1}\n')
+    with lake.fs.open_input_stream(lake.path("exports/r1/pairs.jsonl")) as handle:
+        assert handle.read() == b'{"a": 1}\n'
+    assert lake.delete_partition("scores", "r1") and lake.list_runs("scores") == ["r2"]
+
+
+class _NoDirectoryRename(pafs.LocalFileSystem):
+    """A local filesystem that, like S3, cannot rename directories."""
+
+    def move(self, src: str, dest: str) -> None:
+        if self.get_file_info(src).type == pafs.FileType.Directory:
+            raise NotImplementedError("directory rename is not supported")
+        super().move(src, dest)
+
+
+def test_commit_on_stores_without_directory_rename(wizard_home: Path) -> None:
+    lake = Lake()
+    lake.fs = _NoDirectoryRename()
+    for part in range(3):
+        lake.write_part("scores", "r1", _rows(1, offset=part), SCHEMA, part=part)
+    for part in range(2):
+        lake.write_part("scores", "r1", _rows(2, offset=10 + part), SCHEMA, part=part, staged=True)
+    lake.commit_partition("scores", "r1")
+    assert [Path(p).name for p in lake.part_paths("scores", "r1")] == ["part-00000.parquet",
+                                                                       "part-00001.parquet"]
+    assert lake.count_rows("scores", "r1") == 4
+    assert not (wizard_home / "lake/scores/.staging-run_id=r1").exists()
+    assert lake.delete_partition("scores", "r1") and lake.list_runs("scores") == []

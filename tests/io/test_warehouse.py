@@ -120,3 +120,13 @@ def test_query_cli_json_csv_table(lake: Lake) -> None:
     assert "run-1" in result.stdout and "run-2" in result.stdout and "2 rows" in result.stdout
     result = runner.invoke(app, ["query", "SELECT * FROM missing_table"])
     assert result.exit_code == 1 and isinstance(result.exception, LakeError)
+
+
+def test_views_follow_a_moved_lake(lake: Lake, tmp_path: Path) -> None:
+    Warehouse(lake).refresh_views()
+    moved = tmp_path / "moved-home"
+    Path(lake.base).rename(moved)
+    relocated = Lake(moved)
+    n = Warehouse(relocated).query("SELECT count(*) AS n FROM scores").column("n").to_pylist()
+    assert n == [7]
+    assert Warehouse(relocated).views() == ["scores"]
