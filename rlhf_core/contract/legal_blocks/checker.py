@@ -90,7 +90,7 @@ def _describe(expr: Expr) -> str:
         return f"'{expr.id}'"
     if isinstance(expr, Attr):
         return f"'{expr.var}.{expr.column}'"
-    return "this expression"
+    return ""
 
 
 class _Checker:
@@ -102,11 +102,13 @@ class _Checker:
         ty = self.check(expr)
         if ty == "str":
             raise _error(
-                f"{_describe(expr)} is a str column; str values may only be used as len(...)",
+                f"{_describe(expr) or 'this'} is a str column; str values may only be used as"
+                " len(...)",
                 expr.pos,
             )
         if want is not None and ty != want:
-            raise _error(f"{context} needs a {want}, found {ty} {_describe(expr)}", expr.pos)
+            what = f"{ty} {_describe(expr)}".rstrip()
+            raise _error(f"{context} needs a {want}, found {what}", expr.pos)
         return ty
 
     def check(self, expr: Expr) -> str:
