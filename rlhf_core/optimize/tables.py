@@ -1,0 +1,211 @@
+"""Arrow entry points: ``scores`` table in, Pareto / pairs / selections tables and summaries out.
+
+The ``scores`` table (one row per response) carries ``prompt_id``, ``response_id``, ``reward``,
+``u_<stakeholder>`` utility columns and a boolean ``veto``; optionally ``prompt_ok`` (False when the
+prompt fails a FORALL / EXISTS clause; constant within a prompt). Rows are pivoted into padded
+``[prompts, candidates]`` arrays (prompts sorted by id, candidates in input order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pyarrow as pa
+
+from rlhf_core.errors import SchemaMismatchError
+from rlhf_core.optimize.kl_policy import KLPolicyConfig, check_policy, make_kl_policy
+from rlhf_core.optimize.pairs import Strategy, select_pairs
+
+
+class ScoreTensor(NamedTuple):
+    """Padded arrays built from a scores table (``P`` prompts, ``C`` max candidates)."""
+
+    utils: np.ndarray  # float32 [P, C, S]
+    reward: np.ndarray  # float32 [P, C]
+    valid: np.ndarray  # bool [P, C]
+    vetoed: np.ndarray  # bool [P, C]
+    prompt_ok: np.ndarray  # bool [P]
+    prompt_ids: np.ndarray  # object [P]
+    response_ids: np.ndarray  # object [P, C] (None in padding)
+    row: np.ndarray  # int64 [P, C] input row (-1 in padding)
+
+
+def _column(table: pa.Table, name: str, dtype: pa.DataType) -> np.ndarray:
+    return table.column(name).cast(dtype).to_numpy(zero_copy_only=False)
+
+
+def scores_to_tensor(
+    scores: pa.Table,
+    stakeholders: Sequence[str],
+    reward_column: str = "reward",
+    prompt_ok_column: str = "prompt_ok",
+) -> ScoreTensor:
+    """Pivot a scores table into padded arrays.
+
+    Raises:
+        SchemaMismatchError: If a required column is missing.
+    """
+    needed = ["prompt_id", "response_id", reward_column, *(f"u_{s}" for s in stakeholders)]
+    missing = [c for c in needed if c not in scores.column_names]
+    if missing:
+        raise SchemaMismatchError(
+            f"scores table lacks column(s) {missing}; score the responses under the contract first "
+            f"(columns present: {scores.column_names})"
+        )
+    pids = np.asarray(scores.column("prompt_id").to_pylist(), dtype=object)
+    order = np.argsort(pids.astype(str), kind="stable")
+    uniq, start, counts = np.unique(pids[order].astype(str), return_index=True, return_counts=True)
+    n_p, n_c = len(uniq), int(counts.max()) if len(counts) else 0
+    prompt_of = np.repeat(np.arange(n_p), counts)
+    slot = np.arange(len(order)) - np.repeat(start, counts)
+    row = np.full((n_p, n_c), -1, np.int64)
+    row[prompt_of, slot] = order
+    valid = row >= 0
+    take = np.where(valid, row, 0)
+
+    def pad(values: np.ndarray, fill: object) -> np.ndarray:
+        return np.where(valid, values[take], fill)
+
+    utils = np.stack([pad(_column(scores, f"u_{s}", pa.float32()), 0.0) for s in stakeholders], -1)
+    veto = _column(scores, "veto", pa.bool_()) if "veto" in scores.column_names else np.zeros(len(pids), bool)
+    ok_rows = (_column(scores, prompt_ok_column, pa.bool_()) if prompt_ok_column in scores.column_names
+               else np.ones(len(pids), bool))
+    rids = np.asarray(scores.column("response_id").to_pylist(), dtype=object)
+    return ScoreTensor(
+        utils=utils.astype(np.float32),
+        reward=pad(_column(scores, reward_column, pa.float32()), 0.0).astype(np.float32),
+        valid=valid,
+        vetoed=pad(veto, False).astype(bool),
+        prompt_ok=np.all(np.where(valid, ok_rows[take], True), axis=1),
+        prompt_ids=uniq.astype(object),
+        response_ids=np.where(valid, rids[take], None),
+        row=row,
+    )
+
+
+PAIRS_SCHEMA = pa.schema(
+    [
+        ("prompt", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("prompt_id", pa.string()),
+        ("chosen_id", pa.string()),
+        ("rejected_id", pa.string()),
+        ("chosen_reward", pa.float32()),
+        ("rejected_reward", pa.float32()),
+        ("margin", pa.float32()),
+        ("strategy", pa.string()),
+    ]
+)
+
+
+def select_pairs_table(
+    scores: pa.Table,
+    responses: pa.Table,
+    strategy: Strategy,
+    margin: float = 0.0,
+    seed: int = 0,
+    reward_column: str = "reward",
+) -> tuple[pa.Table, dict[str, int]]:
+    """DPO pairs in TRL format (``prompt``, ``chosen``, ``rejected`` + ids, rewards, margin).
+
+    Args:
+        scores: Scores table (see module docstring).
+        responses: Responses table with ``response_id``, ``prompt``, ``response`` text.
+        strategy: ``best_vs_worst`` | ``all_above_margin`` | ``best_vs_random``.
+        margin: Minimum reward gap (strict).
+        seed: Seed of ``best_vs_random``.
+        reward_column: Score column ranking the candidates.
+
+    Returns:
+        ``(pairs, counts)`` with :data:`PAIRS_SCHEMA` and prompt counts (``prompts``,
+        ``pairs``, ``excluded_clause``, ``no_allowed``, ``no_pair``).
+
+    Raises:
+        SchemaMismatchError: If a column is missing or a scored response has no text.
+    """
+    t = scores_to_tensor(scores, [], reward_column)
+    sel = jax.device_get(select_pairs(jnp.asarray(t.reward), jnp.asarray(t.valid), jnp.asarray(t.vetoed),
+                                      jnp.asarray(t.prompt_ok), strategy, margin, jax.random.key(seed)))
+    keep = np.asarray(sel.keep)
+    p, c, r = (np.asarray(a)[keep] for a in (sel.prompt, sel.chosen, sel.rejected))
+    text = dict(zip(responses.column("response_id").to_pylist(), responses.column("response").to_pylist(),
+                    strict=True))
+    prompt_text = dict(zip(responses.column("response_id").to_pylist(), responses.column("prompt").to_pylist(),
+                           strict=True))
+    chosen_ids, rejected_ids = t.response_ids[p, c], t.response_ids[p, r]
+    unknown = [i for i in [*chosen_ids, *rejected_ids] if i not in text]
+    if unknown:
+        raise SchemaMismatchError(
+            f"{len(unknown)} scored response id(s) (first {unknown[0]!r}) are not in the responses table; "
+            "score and select from the same ingest run"
+        )
+    table = pa.table(
+        {
+            "prompt": [prompt_text[i] for i in chosen_ids],
+            "chosen": [text[i] for i in chosen_ids],
+            "rejected": [text[i] for i in rejected_ids],
+            "prompt_id": t.prompt_ids[p].tolist(),
+            "chosen_id": chosen_ids.tolist(),
+            "rejected_id": rejected_ids.tolist(),
+            "chosen_reward": t.reward[p, c],
+            "rejected_reward": t.reward[p, r],
+            "margin": np.asarray(sel.margin)[keep],
+            "strategy": [strategy] * int(keep.sum()),
+        },
+        schema=PAIRS_SCHEMA,
+    )
+    counts = {"prompts": len(t.prompt_ids), "pairs": table.num_rows,
+              "excluded_clause": int(sel.n_excluded_clause), "no_allowed": int(sel.n_no_allowed),
+              "no_pair": int(sel.n_no_pair)}
+    return table, counts
+
+
+def optimize_policy(
+    scores: pa.Table,
+    cost_column: str,
+    budget: float,
+    config: KLPolicyConfig,
+    reward_column: str = "reward",
+    ref_column: str | None = None,
+) -> tuple[pa.Table, dict[str, float | bool | int]]:
+    """Constrained KL policy over each prompt's allowed candidates (vetoed ones get no mass).
+
+    Returns:
+        ``(selections, summary)``: per response ``prompt_id``, ``response_id``, ``policy_prob``,
+        ``best_under_contract`` (argmax reward) and ``best_under_policy`` (argmax probability);
+        summary with λ, slack, KL, expected reward / cost, steps.
+
+    Raises:
+        OptimizationDivergedError: If the budget is infeasible or dual ascent did not converge.
+    """
+    t = scores_to_tensor(scores, [], reward_column)
+    cost = np.where(t.valid, _column(scores, cost_column, pa.float32())[np.maximum(t.row, 0)], 0.0)
+    ref = (np.where(t.valid, _column(scores, ref_column, pa.float32())[np.maximum(t.row, 0)], 0.0)
+           if ref_column else np.ones_like(t.reward))
+    allowed = t.valid & ~t.vetoed & t.prompt_ok[:, None]
+    live = allowed.any(axis=1)
+    solve = make_kl_policy(config)
+    res = solve(jnp.asarray(t.reward[live]), jnp.asarray(cost[live], jnp.float32),
+                jnp.asarray(ref[live], jnp.float32), jnp.asarray(allowed[live]), jnp.float32(budget))
+    check_policy(res, budget)
+    policy = np.zeros_like(t.reward)
+    policy[live] = np.asarray(res.policy)
+    best_c = np.argmax(np.where(allowed, t.reward, -np.inf), axis=1)
+    best_p = np.argmax(policy, axis=1)
+    pi, ci = np.nonzero(t.valid)
+    selections = pa.table({
+        "prompt_id": t.prompt_ids[pi].tolist(),
+        "response_id": t.response_ids[pi, ci].tolist(),
+        "policy_prob": policy[pi, ci].astype(np.float32),
+        "best_under_contract": live[pi] & (best_c[pi] == ci),
+        "best_under_policy": live[pi] & (best_p[pi] == ci),
+    })
+    summary = {"lambda": float(res.lam), "slack": float(res.slack), "kl": float(res.kl),
+               "expected_reward": float(res.expected_reward), "expected_cost": float(res.expected_cost),
+               "active": bool(res.active), "steps": int(res.steps), "prompts": int(live.sum())}
+    return selections, summary

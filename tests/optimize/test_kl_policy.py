@@ -1,0 +1,75 @@
+"""Constrained KL-regularised policy: closed form when inactive, grid search over λ when binding."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlhf_core.errors import OptimizationDivergedError
+from rlhf_core.optimize import KLPolicyConfig, check_policy, make_kl_policy, tilted_policy
+from rlhf_core.optimize.kl_policy import policy_stats
+
+BETA = 0.5
+
+
+def _problem(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    reward = rng.normal(size=(200, 4)).astype(np.float32)
+    cost = rng.random((200, 4)).astype(np.float32)
+    ref = rng.random((200, 4)).astype(np.float32) + 0.1
+    allowed = rng.random((200, 4)) > 0.1
+    allowed[:, 0] = True
+    return reward, cost, ref, allowed
+
+
+def test_inactive_constraint_gives_the_closed_form() -> None:
+    reward, cost, ref, allowed = _problem()
+    res = make_kl_policy(KLPolicyConfig(beta=BETA))(reward, cost, ref, allowed, jnp.float32(10.0))
+    r = np.where(allowed, ref, 0.0)
+    r = r / r.sum(axis=1, keepdims=True)
+    closed = r * np.exp(reward / BETA)
+    closed /= closed.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(res.policy), closed, rtol=1e-5, atol=1e-7)
+    assert float(res.lam) == 0.0 and not bool(res.active) and float(res.slack) > 0
+    assert np.all(np.asarray(res.policy)[~allowed] == 0)
+    np.testing.assert_allclose(np.asarray(res.policy).sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("budget", [0.45, 0.33, 0.25])
+def test_binding_constraint_matches_fine_grid_over_lambda(budget: float) -> None:
+    reward, cost, ref, allowed = _problem()
+    res = make_kl_policy(KLPolicyConfig(beta=BETA))(reward, cost, ref, allowed, jnp.float32(budget))
+    check_policy(res, budget)
+    assert bool(res.active) and abs(float(res.slack)) < 1e-4
+    r = np.where(allowed, ref, 0.0)
+    log_ref = jnp.log(r / r.sum(axis=1, keepdims=True))
+    lams = jnp.asarray(np.geomspace(1e-3, 1e3, 6001), jnp.float32)
+
+    @jax.jit
+    def grid(lams: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def one(lam: jax.Array) -> tuple[jax.Array, jax.Array]:
+            er, ec, kl = policy_stats(tilted_policy(lam, BETA, reward, cost, log_ref), reward, cost, log_ref)
+            return er - BETA * kl, ec
+        return jax.vmap(one)(lams)
+
+    objective, expected_cost = (np.asarray(a) for a in grid(lams))
+    best = float(objective[expected_cost <= budget].max())
+    assert float(res.objective) == pytest.approx(best, abs=2e-3)
+    assert float(res.objective) >= best - 2e-3
+
+
+def test_zero_budget_infeasible_raises_and_feasible_zero_cost_converges() -> None:
+    reward, cost, ref, allowed = _problem()
+    solve = make_kl_policy(KLPolicyConfig(beta=BETA))
+    res = solve(reward, cost + 0.05, ref, allowed, jnp.float32(0.0))
+    assert not bool(res.feasible)
+    with pytest.raises(OptimizationDivergedError, match="below the smallest achievable"):
+        check_policy(res, 0.0)
+    # Zero budget is fine when most mass can go to zero-cost candidates: λ large, KL finite.
+    free = cost.copy()
+    free[:, 0] = 0.0
+    res = solve(reward, free, ref, allowed, jnp.float32(0.01))
+    check_policy(res, 0.01)
+    assert float(res.lam) > 1.0 and np.isfinite(float(res.kl))

@@ -1,0 +1,122 @@
+"""Pareto evaluator, front geometry, Nash point and regret."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlhf_core.optimize import (
+    hypervolume,
+    ideal_utilities,
+    knee_point,
+    make_pareto_evaluator,
+    nash_point,
+    non_dominated,
+    random_choice_utilities,
+    regret,
+    simplex_lattice,
+    simplex_random,
+)
+
+
+def _problem(p: int = 300, c: int = 4, s: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    utils = rng.normal(size=(p, c, s)).astype(np.float32)
+    allowed = rng.random((p, c)) > 0.2
+    allowed[0] = False  # a prompt with every candidate vetoed
+    return utils, allowed
+
+
+def _numpy_loop(weights, utils, allowed):
+    out = []
+    has = allowed.any(axis=1)
+    for w in weights:
+        score = np.where(allowed, utils @ w, -np.inf)
+        c = score.argmax(axis=1)
+        out.append(utils[np.arange(len(utils)), c][has].mean(axis=0))
+    return np.array(out)
+
+
+def test_evaluator_matches_numpy_loop_and_respects_veto() -> None:
+    utils, allowed = _problem()
+    weights = np.asarray(simplex_random(jax.random.key(0), 64, 3))
+    got = np.asarray(make_pareto_evaluator(chunk=16)(weights, utils, allowed))
+    np.testing.assert_allclose(got, _numpy_loop(weights, utils, allowed), rtol=1e-5, atol=1e-6)
+    # Vertex e_s reaches the ideal for stakeholder s (best allowed candidate per prompt).
+    ideal = np.asarray(ideal_utilities(utils, allowed))
+    vertex = np.asarray(make_pareto_evaluator(chunk=16)(np.eye(3, dtype=np.float32), utils, allowed))
+    np.testing.assert_allclose(np.diag(vertex), ideal, rtol=1e-5)
+    # Vetoing the best candidate everywhere lowers the ideal.
+    best = np.where(allowed, utils[..., 0], -np.inf).argmax(axis=1)
+    veto_best = allowed.copy()
+    veto_best[np.arange(len(best)), best] = False
+    assert float(ideal_utilities(utils, veto_best)[0]) < ideal[0]
+    assert np.all(np.asarray(random_choice_utilities(utils, allowed)) < ideal)
+
+
+def test_simplex_lattice_size_and_sums() -> None:
+    grid = simplex_lattice(3, 50)
+    assert grid.shape == (1326, 3)
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0, rtol=1e-6)
+    assert {tuple(r) for r in np.eye(3)} <= {tuple(r) for r in grid}
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=25))
+def test_non_dominated_matches_brute_force(pts: list[tuple[int, int, int]]) -> None:
+    arr = np.array(pts, np.float32)
+    mask = np.asarray(non_dominated(jnp.asarray(arr)))
+    for i, p in enumerate(arr):
+        dominated = any(np.all(q >= p) and np.any(q > p) for q in arr)
+        assert mask[i] == (not dominated)
+
+
+def _hv_by_grid(points: np.ndarray, ref: np.ndarray, n: int) -> float:
+    """Integer points: count unit cells dominated (exact for integer coordinates)."""
+    hi = points.max(axis=0).astype(int)
+    count = 0
+    for cell in itertools.product(*[range(int(r), int(h)) for r, h in zip(ref, hi, strict=True)]):
+        corner = np.array(cell) + 1
+        count += bool(np.any(np.all(points >= corner, axis=1)))
+    return float(count)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 6)), min_size=1, max_size=12))
+def test_hypervolume_exact_2d_3d(pts: list[tuple[int, int, int]]) -> None:
+    arr = np.array(pts, float)
+    ref = np.zeros(3)
+    assert hypervolume(arr, ref).value == pytest.approx(_hv_by_grid(arr, ref, 3))
+    assert hypervolume(arr[:, :2], ref[:2]).value == pytest.approx(_hv_by_grid(arr[:, :2], ref[:2], 2))
+
+
+def test_hypervolume_monte_carlo_beyond_three_objectives() -> None:
+    pts = np.array([[2, 1, 1, 1], [1, 2, 1, 1], [1, 1, 2, 2]], float)
+    exact = _hv_by_grid(pts, np.zeros(4), 4)
+    hv = hypervolume(pts, np.zeros(4), key=jax.random.key(0), n_samples=400_000)
+    assert not hv.exact and hv.stderr > 0
+    assert abs(hv.value - exact) < 4 * hv.stderr
+    with pytest.raises(ValueError, match="PRNG key"):
+        hypervolume(pts, np.zeros(4))
+
+
+def test_knee_on_a_bent_front() -> None:
+    x = np.linspace(0, 1, 101)
+    front = np.stack([x, 1 - x**4], axis=1)  # strong bulge
+    k = knee_point(front)
+    # Farthest from the chord x + y = 1: maximise 1 - x^4 + x, i.e. x = 4^(-1/3).
+    assert front[k, 0] == pytest.approx(4 ** (-1 / 3), abs=0.011)
+
+
+def test_nash_point_and_regret() -> None:
+    outcomes = np.array([[4.0, 1.0], [3.0, 3.0], [1.0, 4.0], [0.5, 0.5]])
+    n = nash_point(outcomes, np.array([0.0, 0.0]))
+    assert n.index == 1 and n.feasible
+    assert not nash_point(outcomes, np.array([5.0, 5.0])).feasible
+    np.testing.assert_allclose(regret(np.array([4.0, 4.0]), outcomes[1]), [1.0, 1.0])
