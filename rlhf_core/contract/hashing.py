@@ -1,8 +1,8 @@
 """Canonical contract identity: SHA-256 over RFC 8785 JSON of the normalised contract.
 
-The normalised document has every default filled, weights normalised to sum to 1, numbers as
-floats, the description's whitespace collapsed, utilities and clauses in the Legal-Blocks
-printer's canonical form, and no signatures. YAML style, key order, comments and whitespace
+The normalised document has every default filled, weights normalised to sum to 1 (rounded to
+12 significant digits), numbers as floats, the description's whitespace collapsed, utilities
+and clauses in the Legal-Blocks printer's canonical form, and no signatures. YAML style, key order, comments and whitespace
 inside expressions therefore do not change the hash; any change of meaning does.
 
 References:
@@ -27,6 +27,15 @@ def canonical_clauses(contract: LoadedContract) -> list[str]:
     return [format_clause(clause) for clause in contract.program.clauses]
 
 
+def _weight(value: float) -> float:
+    """A normalised weight rounded to 12 significant digits.
+
+    Proportional weights (``[1, 2, 3]`` and ``[0.1, 0.2, 0.3]``) normalise to floats that can
+    differ in the last bit; rounding makes equal meanings hash equal.
+    """
+    return float(f"{value:.12g}")
+
+
 def normalized_document(contract: LoadedContract) -> dict[str, Any]:
     """The normalised contract as a JSON-ready dict (what the hash covers).
 
@@ -43,7 +52,7 @@ def normalized_document(contract: LoadedContract) -> dict[str, Any]:
         holders.append(
             {
                 "name": prog.name,
-                "weight": prog.weight,
+                "weight": _weight(prog.weight),
                 "utility": format_expr(prog.utility),
                 "disagreement": prog.disagreement,
                 "public_key": decl.public_key,
