@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rlhf_core.errors import AuditError
 from rlhf_core.io.lake import Lake
 from rlhf_core.security.audit import (
+    BODY_FIELDS,
     CHECKPOINT_TYPE,
     GENESIS_HASH,
     AuditEntry,
@@ -81,7 +82,10 @@ def _signature_ok(keys: Mapping[str, Ed25519PublicKey], key_id: str, signature: 
         return (f"signed by unknown key id {key_id[:16]}…, not a trusted operator key — forged "
                 "entry or wrong key (pass the operator's public key with --pubkey)")
     try:
-        public.verify(base64.b64decode(signature, validate=True), data)
+        raw = base64.b64decode(signature, validate=True)
+        if base64.b64encode(raw).decode("ascii") != signature:
+            raise ValueError("non-canonical base64")
+        public.verify(raw, data)
     except (InvalidSignature, binascii.Error, ValueError):
         return f"signature does not verify with operator key {key_id[:16]}… — forged or altered entry"
     return None
@@ -210,13 +214,19 @@ def verify_audit(
     by_seq: dict[int, AuditEntry] = {}
     for number, raw in enumerate(lines, start=1):
         try:
-            entry = AuditEntry.from_json(json.loads(raw))
+            record = json.loads(raw)
+            entry = AuditEntry.from_json(record)
         except (ValueError, KeyError, TypeError) as exc:
             report.problems.append(AuditProblem(f"not a valid audit entry ({exc}) — the line was "
                                                 "edited or damaged", line=number))
             prev = None
             continue
-        for message in _check_entry(entry, keys) + _check_link(entry, prev, first=number == 1):
+        messages = _check_entry(entry, keys) + _check_link(entry, prev, first=number == 1)
+        if not messages and (set(record) != {*BODY_FIELDS, "hash", "signature"}
+                             or canonical_bytes(record) != raw):
+            messages.append("the line is not in the canonical form the log writes (fields added "
+                            "or reformatted) — it was edited")
+        for message in messages:
             report.problems.append(AuditProblem(message, line=number, seq=entry.seq))
         by_seq.setdefault(entry.seq, entry)
         prev = last = entry

@@ -236,3 +236,17 @@ def test_audit_cli_log_and_verify(log: AuditLog) -> None:
     assert result.exit_code == 1
     assert "audit.log line 3 (seq 3): seq 3 follows seq 1 — entry 2 removed or moved" in result.output
     assert "audit verify FAILED" in result.output
+
+
+def test_non_canonical_edits_are_detected(log: AuditLog) -> None:
+    lines = _lines(log)
+    record = json.loads(lines[1])
+    sig = record["signature"]  # 64 bytes -> 86 base64 chars + "=="; the 86th has 2 spare bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    spare = alphabet[alphabet.index(sig[85]) ^ 1]
+    assert base64.b64decode(sig[:85] + spare + "==") == base64.b64decode(sig)
+    _write(log, [*lines[:1], lines[1].replace(sig.encode(), (sig[:85] + spare + "==").encode()), *lines[2:]])
+    assert _problems()[0].startswith("audit.log line 2 (seq 1): signature does not verify")
+    _write(log, [*lines[:1], lines[1].replace(b'"actor":', b'"actor": '), *lines[2:]])
+    assert _problems() == ["audit.log line 2 (seq 1): the line is not in the canonical form the log "
+                           "writes (fields added or reformatted) — it was edited"]
