@@ -41,7 +41,7 @@ def _decode_json_line(line_no: int, data: bytes, *, last: bool) -> SourceRow:
     try:
         record = json.loads(stripped)
     except json.JSONDecodeError as exc:
-        at_end = exc.pos >= len(stripped.rstrip())
+        at_end = exc.pos >= len(stripped.rstrip()) or exc.msg.startswith("Unterminated string")
         if at_end or (last and not data.endswith(b"\n")):
             error = RecordError(
                 "truncated_line", f"JSON ends early at column {exc.colno}: {exc.msg}"

@@ -1,0 +1,92 @@
+"""The ingest quality gate: adapter output -> quality-checked tables + one quarantine table.
+
+Order matters: responses are checked first, then preferences against the ACCEPTED response ids,
+so a pair whose response was quarantined is itself quarantined (``dangling_reference``) instead
+of pointing at nothing. Every stage conserves rows, and the gate fails when the share of bad
+source rows, responses or pairs exceeds ``max_failure_rate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from rlhf_core.errors import DataQualityError
+from rlhf_core.io.adapters.base import IngestResult, check_conservation
+from rlhf_core.io.quality import check_table
+
+
+@dataclass(frozen=True)
+class GatedIngest:
+    """Tables that passed the gate, everything quarantined, and a JSON-able summary.
+
+    Attributes:
+        responses: Accepted responses.
+        preferences: Accepted pairs (both responses accepted).
+        quarantine: Adapter (``table='source'``), responses and preferences quarantine rows.
+        rows_read: Source rows read.
+        summary: Counts per stage and the GX suite summaries.
+    """
+
+    responses: pa.Table
+    preferences: pa.Table
+    quarantine: pa.Table
+    rows_read: int
+    summary: dict[str, Any]
+
+
+def gate_ingest(
+    result: IngestResult, *, run_id: str, max_failure_rate: float = 0.05
+) -> GatedIngest:
+    """Run the quality suites over an adapter's output.
+
+    Args:
+        result: What an adapter returned.
+        run_id: The ingest run id (named in errors and stored in quarantine rows).
+        max_failure_rate: Highest tolerated failing fraction per stage, in [0, 1].
+
+    Returns:
+        The gated tables.
+
+    Raises:
+        DataQualityError: If a stage's failure rate exceeds the threshold (the source stage) or
+            :class:`~rlhf_core.io.quality.QualityGateError` for the table stages.
+    """
+    check_conservation(result)
+    source_rate = result.rows_quarantined / result.rows_read if result.rows_read else 0.0
+    if source_rate > max_failure_rate:
+        rules = sorted(set(result.quarantine.column("rule").to_pylist()))
+        raise DataQualityError(
+            f"ingest run {run_id}: {source_rate:.1%} of {result.rows_read} source rows could not be "
+            f"read (threshold {max_failure_rate:.1%}): {', '.join(rules)}; check the adapter or mapping"
+        )
+    responses = check_table(
+        "responses", result.responses, run_id=run_id, max_failure_rate=max_failure_rate
+    )
+    preferences = check_table(
+        "preferences",
+        result.preferences,
+        run_id=run_id,
+        max_failure_rate=max_failure_rate,
+        response_ids=responses.accepted.column("response_id").to_pylist(),
+    )
+    quarantine = pa.concat_tables(
+        [result.quarantine, responses.quarantined, preferences.quarantined]
+    )
+    summary = {
+        "run_id": run_id,
+        "source_rows": {
+            "read": result.rows_read,
+            "accepted": result.rows_accepted,
+            "quarantined": result.rows_quarantined,
+            "duplicates": result.duplicates,
+        },
+        "responses": responses.suite_result,
+        "preferences": preferences.suite_result,
+        "quarantined_total": quarantine.num_rows,
+    }
+    return GatedIngest(
+        responses.accepted, preferences.accepted, quarantine, result.rows_read, summary
+    )

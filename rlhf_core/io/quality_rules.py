@@ -1,0 +1,162 @@
+"""Quality suites as data: load ``configs/quality/<table>.yaml`` and evaluate derived predicates.
+
+A suite is a list of rules; each rule names either a Great Expectations expectation (with
+kwargs) or a ``derive`` predicate, the columns it applies to, and a reason template. This module
+has no Great Expectations import (that lives only in :mod:`rlhf_core.io.quality`); it resolves
+column selectors against a table and computes the derived boolean columns:
+
+* ``valid_text``: the value is valid UTF-8 without NUL characters;
+* ``safety_consistent``: ``is_safe`` agrees with ``severity`` (0 iff safe);
+* ``distinct_sides``: ``response_a_id != response_b_id``;
+* ``known_response``: the id is among the reference response ids;
+* ``finite``: the value is a finite number.
+
+Nulls pass derived predicates (nulls are the ``null_required`` rule's business).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ruamel.yaml import YAML
+
+from rlhf_core.errors import DataError, SchemaMismatchError
+from rlhf_core.io.schemas import preference_label_columns
+
+SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "quality"
+TABLE_KINDS = ("responses", "preferences", "scores", "quarantine")
+DERIVED_PREFIX = "__ok__"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One suite rule (see ``configs/quality/responses.yaml`` for the fields)."""
+
+    rule: str
+    reason: str
+    columns: tuple[str, ...] = ()
+    expectation: str | None = None
+    derive: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    optional: bool = False
+    match: str | None = None
+
+    def resolve(self, table: pa.Table, suite: str) -> list[str]:
+        """Columns of ``table`` this rule applies to.
+
+        Raises:
+            SchemaMismatchError: If a required (non-optional) column is missing.
+        """
+        if self.match is not None:
+            pattern = re.compile(self.match)
+            return [name for name in table.column_names if pattern.search(name)]
+        names: list[str] = []
+        for column in self.columns:
+            if column == "@labels":
+                names.extend(preference_label_columns(table.schema))
+            elif column in table.column_names:
+                names.append(column)
+            elif not self.optional:
+                raise SchemaMismatchError(
+                    f"{suite} table has no column '{column}' (rule {self.rule}); columns are "
+                    f"{', '.join(table.column_names)}"
+                )
+        return names
+
+
+@cache
+def load_suite(kind: str) -> tuple[Rule, ...]:
+    """The rules of suite ``kind`` from ``configs/quality/<kind>.yaml`` (cached per process)."""
+    if kind not in TABLE_KINDS:
+        raise DataError(f"no quality suite for table '{kind}'; known: {', '.join(TABLE_KINDS)}")
+    path = SUITE_DIR / f"{kind}.yaml"
+    try:
+        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        rules = tuple(
+            Rule(
+                **{**raw, "columns": tuple(raw.get("columns", ())), "kwargs": raw.get("kwargs", {})}
+            )
+            for raw in document["rules"]
+        )
+    except (OSError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: invalid quality suite ({exc}); fix the YAML") from None
+    for rule in rules:
+        if (rule.expectation is None) == (rule.derive is None):
+            raise DataError(
+                f"{path}: rule {rule.rule} needs exactly one of 'expectation' or 'derive'"
+            )
+        if rule.derive is not None and rule.derive not in DERIVATIONS:
+            raise DataError(f"{path}: rule {rule.rule} derives unknown predicate '{rule.derive}'")
+    return rules
+
+
+def _valid_text(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+    array = table.column(column)
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        values = array.to_pylist()
+        return np.array([v is None or _decodes(v) for v in values], dtype=bool)
+    has_nul = pc.fill_null(pc.match_substring(array, "\x00"), False)
+    return ~has_nul.to_numpy(zero_copy_only=False)
+
+
+def _decodes(value: bytes) -> bool:
+    try:
+        return "\x00" not in value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+
+
+def _safety_consistent(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+    if "severity" not in table.column_names:
+        return np.ones(table.num_rows, dtype=bool)
+    safe = table.column(column)
+    zero = pc.equal(table.column("severity"), 0)
+    return pc.fill_null(pc.equal(safe, zero), True).to_numpy(zero_copy_only=False)
+
+
+def _distinct_sides(table: pa.Table, _column: str, _refs: frozenset[str] | None) -> np.ndarray:
+    same = pc.equal(table.column("response_a_id"), table.column("response_b_id"))
+    return ~pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+
+
+def _known_response(table: pa.Table, column: str, refs: frozenset[str] | None) -> np.ndarray:
+    array = table.column(column)
+    if refs is None:
+        return np.ones(table.num_rows, dtype=bool)
+    known = pc.is_in(array, value_set=pa.array(sorted(refs), pa.string()))
+    return (known.to_numpy(zero_copy_only=False)) | pc.is_null(array).to_numpy(zero_copy_only=False)
+
+
+def _finite(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+    array = table.column(column)
+    if not pa.types.is_floating(array.type):
+        return np.ones(table.num_rows, dtype=bool)
+    values = array.to_numpy(zero_copy_only=False)
+    return np.isfinite(values) | pc.is_null(array).to_numpy(zero_copy_only=False)
+
+
+DERIVATIONS = {
+    "valid_text": _valid_text,
+    "safety_consistent": _safety_consistent,
+    "distinct_sides": _distinct_sides,
+    "known_response": _known_response,
+    "finite": _finite,
+}
+
+
+def derived_column(rule: Rule, column: str) -> str:
+    """Name of the boolean column holding ``rule``'s predicate on ``column``."""
+    return f"{DERIVED_PREFIX}{rule.derive}__{column}"
+
+
+def derive(rule: Rule, table: pa.Table, column: str, refs: frozenset[str] | None) -> np.ndarray:
+    """Evaluate a derived predicate: bool per row, True = the row passes."""
+    assert rule.derive is not None  # callers only pass derive rules
+    return DERIVATIONS[rule.derive](table, column, refs)
