@@ -8,7 +8,12 @@ Typical use::
     scores, quarantine, stats = score_table_remote(responses, config, run_id="run-1")
 """
 
-from rlhf_core.io.remote.breaker import BreakerState, CircuitBreaker
+from rlhf_core.io.remote.breaker import (
+    BreakerState,
+    CircuitBreaker,
+    reset_shared_breakers,
+    shared_breaker,
+)
 from rlhf_core.io.remote.cache import SCORE_CACHE_SCHEMA, ScoreCache, cache_key
 from rlhf_core.io.remote.client import ClientCounters, RemoteScorer
 from rlhf_core.io.remote.config import BreakerPolicy, EndpointConfig, RetryPolicy, resolve_token
@@ -37,6 +42,8 @@ __all__ = [
     "ascore_table_remote",
     "attach_scores",
     "cache_key",
+    "reset_shared_breakers",
     "resolve_token",
     "score_table_remote",
+    "shared_breaker",
 ]

@@ -10,6 +10,10 @@ A call that got *an answer* (2xx, a 4xx, even a malformed body) proves the serve
 as a success for the breaker; a 429 is neutral (the server is up but busy). The breaker is used from
 one event loop and never awaits, so it needs no lock.
 
+:func:`shared_breaker` keeps one breaker per endpoint (and policy) per process, so a second run
+against an endpoint that just tripped fails fast without sending anything until the reset timeout
+lets a probe through.
+
 References:
     Nygard, M. "Release It!", 2nd ed., ch. 5 "Circuit Breaker", 2018.
 """
@@ -25,7 +29,7 @@ from rlhf_core.io.remote.config import BreakerPolicy
 
 BreakerState = Literal["closed", "open", "half_open"]
 
-__all__ = ["BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerState", "CircuitBreaker", "reset_shared_breakers", "shared_breaker"]
 
 
 class CircuitBreaker:
@@ -56,6 +60,11 @@ class CircuitBreaker:
         if self._state == "open" and self._clock() - self._opened_at >= self.policy.reset_timeout_s:
             return "half_open"
         return self._state
+
+    @property
+    def probe_in_flight(self) -> bool:
+        """Whether a half-open probe is out (callers may wait for its verdict)."""
+        return self._probe_in_flight
 
     def before_call(self) -> None:
         """Ask permission for one call.
@@ -107,3 +116,27 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.state!r})"
+
+
+_SHARED: dict[tuple[str, BreakerPolicy], CircuitBreaker] = {}
+
+
+def shared_breaker(name: str, policy: BreakerPolicy) -> CircuitBreaker:
+    """The process-wide breaker of endpoint ``name`` under ``policy`` (created on first use).
+
+    Args:
+        name: Endpoint URL.
+        policy: Thresholds (a different policy gets its own breaker).
+
+    Returns:
+        The shared :class:`CircuitBreaker`.
+    """
+    key = (name, policy)
+    if key not in _SHARED:
+        _SHARED[key] = CircuitBreaker(name, policy)
+    return _SHARED[key]
+
+
+def reset_shared_breakers() -> None:
+    """Forget every shared breaker (all endpoints start closed again), e.g. between tests."""
+    _SHARED.clear()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,18 +29,22 @@ import httpx
 from pydantic import SecretStr
 
 from rlhf_core.errors import (
+    CircuitOpenError,
     RemoteResponseError,
     RemoteRetriesExhaustedError,
     RemoteScoringError,
 )
 from rlhf_core.io.remote.adapters import Adapter, make_adapter
-from rlhf_core.io.remote.breaker import CircuitBreaker
+from rlhf_core.io.remote.breaker import CircuitBreaker, shared_breaker
 from rlhf_core.io.remote.config import EndpointConfig, resolve_token
 from rlhf_core.io.remote.retry import is_transient_status, parse_retry_after, retry_delay
 from rlhf_core.io.remote.validation import validate_scores
 
 FATAL_STATUSES = frozenset({401, 403, 404, 405})
 """4xx answers that no batch can fix: wrong credentials or URL."""
+
+PROBE_POLL_S = 0.01
+"""How often a batch waiting on a half-open probe checks the breaker again."""
 
 __all__ = ["ClientCounters", "RemoteScorer"]
 
@@ -73,7 +76,8 @@ class RemoteScorer:
         token: Explicit bearer token (wins over ``config.token_env``).
         rng: Random source for backoff jitter (seed it in tests).
         sleep: Awaitable sleep (inject a recorder in tests).
-        breaker: Circuit breaker to share; default: a new one from ``config.breaker``.
+        breaker: Circuit breaker; default: the process-wide one of this endpoint
+            (:func:`~rlhf_core.io.remote.breaker.shared_breaker`).
         transport: Optional httpx transport (e.g. to bind a local address); default: TCP.
 
     Raises:
@@ -96,8 +100,8 @@ class RemoteScorer:
         self._rng = rng if rng is not None else random.Random()
         self._sleep = sleep
         self._transport = transport
-        self.breaker = breaker if breaker is not None else CircuitBreaker(
-            config.endpoint_url, config.breaker, time.monotonic)
+        self.breaker = breaker if breaker is not None else shared_breaker(
+            config.endpoint_url, config.breaker)
         self.counters = ClientCounters()
         self._client: httpx.AsyncClient | None = None
 
@@ -148,7 +152,7 @@ class RemoteScorer:
         for attempt in range(policy.max_attempts):
             if attempt > 0:
                 self.counters.retries += 1
-            self.breaker.before_call()
+            await self._admit()
             self.counters.requests += 1
             retry_after: float | None = None
             try:
@@ -181,6 +185,17 @@ class RemoteScorer:
         raise RemoteRetriesExhaustedError(
             f"{url}: batch of {len(prompts)} rows failed {policy.max_attempts} attempts "
             f"(last: {last}); the rows stay unscored, re-run when the endpoint is healthy")
+
+    async def _admit(self) -> None:
+        """Pass the breaker; while a half-open probe is out, wait for its verdict instead of failing."""
+        while True:
+            try:
+                self.breaker.before_call()
+                return
+            except CircuitOpenError:
+                if not self.breaker.probe_in_flight:
+                    raise
+            await asyncio.sleep(PROBE_POLL_S)
 
     def _accept(self, answer: httpx.Response, expected: int) -> list[float]:
         status = answer.status_code

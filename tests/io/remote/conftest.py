@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from rlhf_core.io.remote import reset_shared_breakers
 from tests.io.remote.server import ServerHandle, running_server
 
 
@@ -17,6 +18,7 @@ def _server_process() -> Iterator[ServerHandle]:
 
 @pytest.fixture()
 def server(_server_process: ServerHandle) -> ServerHandle:
-    """The running test server with counters and faults reset."""
+    """The running test server with counters and faults reset (and every breaker closed)."""
     _server_process.reset()
+    reset_shared_breakers()
     return _server_process

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def test_outage_opens_the_breaker_and_a_rerun_requests_only_unscored_rows(
     server: ServerHandle, wizard_home: Path
 ) -> None:
     table = make_table(1200)
-    cfg = config(server, cache=True, breaker=BreakerPolicy(failure_threshold=5, reset_timeout_s=60))
+    cfg = config(server, cache=True, breaker=BreakerPolicy(failure_threshold=5, reset_timeout_s=0.5))
     server.faults(outage_after=20)  # 20 batches land, then every request gets 503
     with pytest.raises(CircuitOpenError) as failure:
         score_table_remote(table, cfg, run_id="outage")
@@ -161,8 +162,13 @@ def test_outage_opens_the_breaker_and_a_rerun_requests_only_unscored_rows(
     assert first["outcomes"] == {"ok": 20, "outage": first["requests"] - 20}
     assert first["requests"] <= 20 + 5 + 4  # failed fast: not 40 batches x 10 attempts
 
-    server.reset()  # the endpoint recovers
+    server.reset()  # the endpoint recovers, but the breaker is still open: fail fast, send nothing
+    with pytest.raises(CircuitOpenError, match=r"800 of 1200 rows unscored.*retry in 0\.\ds"):
+        score_table_remote(table, cfg, run_id="outage")
+    assert server.stats()["requests"] == 0
+    time.sleep(0.55)  # reset timeout: one probe goes out, the other batches wait for its verdict
     scores, _, stats = score_table_remote(table, cfg, run_id="outage")
+    assert stats.breaker_state == "closed"
     assert scores["rm_score"].to_pylist() == truth(table)
     hits = server.stats(rows=True)["row_hits"]
     assert stats.cache_hits == 400 and len(hits) == 800 and set(hits.values()) == {1}

@@ -205,3 +205,18 @@ def test_token_env_is_required_when_named(monkeypatch: pytest.MonkeyPatch) -> No
     token = resolve_token(config)
     assert token is not None and token.get_secret_value() == "s3cret-value"
     assert "s3cret" not in repr(token) + str(token) + repr(config)
+
+
+def test_shared_breakers_are_one_per_endpoint_and_policy() -> None:
+    from rlhf_core.io.remote import reset_shared_breakers, shared_breaker
+
+    reset_shared_breakers()
+    policy = BreakerPolicy(failure_threshold=1)
+    first = shared_breaker("http://a/predict", policy)
+    assert shared_breaker("http://a/predict", BreakerPolicy(failure_threshold=1)) is first
+    assert shared_breaker("http://b/predict", policy) is not first
+    assert shared_breaker("http://a/predict", BreakerPolicy(failure_threshold=2)) is not first
+    first.record_failure("HTTP 503")
+    assert shared_breaker("http://a/predict", policy).state == "open"
+    reset_shared_breakers()
+    assert shared_breaker("http://a/predict", policy).state == "closed"
