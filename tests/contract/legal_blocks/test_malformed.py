@@ -502,7 +502,17 @@ def test_front_end_source_never_calls_eval_or_exec():
     import tokenize as pytokenize
 
     package = Path(check_expr.__code__.co_filename).parent
-    front_end = ("lexer", "parser", "checker", "printer", "walk", "functions", "limits", "ast")
+    front_end = (
+        "lexer",
+        "expressions",
+        "parser",
+        "checker",
+        "printer",
+        "walk",
+        "functions",
+        "limits",
+        "ast",
+    )
     for path in (package / f"{name}.py" for name in front_end):
         tokens = list(pytokenize.generate_tokens(io.StringIO(path.read_text()).readline))
         bare = {
