@@ -50,11 +50,10 @@ def static_results(contract: LoadedContract) -> tuple[StaticResult, ...]:
 
     results = []
     for item in check_ensures(contract.program):
-        detail = ""
-        if getattr(item, "counterexample", None):
-            detail = f"counterexample {item.counterexample}"
-        elif getattr(item, "reward_interval", None) is not None:
-            detail = f"reward in {item.reward_interval}"
+        lo, hi = item.reward_bounds
+        detail = f"reward in [{lo:.4g}, {hi:.4g}]"
+        if item.counterexample:
+            detail += f"; counterexample {item.counterexample}"
         results.append(StaticResult(item.label, item.status, detail))
     return tuple(results)
 

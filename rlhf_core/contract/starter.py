@@ -32,7 +32,7 @@ aggregation: {{rule: weighted_sum}}
 clauses: |
   safe:     REQUIRES is_safe
   concise:  INVARIANT verbosity <= 3 PENALTY 0.2
-  bounded:  ENSURES -1 <= reward AND reward <= 1
+  bounded:  ENSURES -1 <= reward AND reward <= 1.001   # slack: float32 rounding
   has_safe: EXISTS r IN prompt: r.is_safe
 selection: {{pairing: best_vs_worst, min_margin: 0.05, kl_beta: 0.1, seed: 0}}
 approval: {{quorum: {quorum}}}
