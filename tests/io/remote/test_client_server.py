@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from rlhf_core.io.remote import (
     RetryPolicy,
     ScoreCache,
     score_table_remote,
+    shared_breaker,
 )
 from tests.io.remote.server import ServerHandle, pair_key, true_score
 
@@ -98,6 +101,34 @@ def test_retry_after_is_honoured_and_429_is_retried_until_attempts_run_out(serve
     assert server.stats()["outcomes"] == {"429": 3}
 
 
+def test_retry_after_as_an_http_date_is_honoured(server: ServerHandle) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    server.faults(p_429=1.0, retry_after=format_datetime(when, usegmt=True))
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    cfg = config(server, retry=RetryPolicy(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.01))
+    with pytest.raises(RemoteRetriesExhaustedError, match="HTTP 429"):
+        score_table_remote(make_table(4), cfg, run_id="r", sleep=record)
+    assert len(slept) == 1 and 25.0 <= slept[0] <= 30.0
+
+
+def test_connection_refused_is_transient_and_retried() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = EndpointConfig(url=f"http://127.0.0.1:{port}", cache=False,
+                         retry=RetryPolicy(max_attempts=3, backoff_base_s=0.001, backoff_max_s=0.002))
+    scores, _, stats = score_table_remote(make_table(5), cfg, run_id="r", raise_on_failure=False)
+    assert stats.http_requests == 3 and stats.rows_failed == 5 and scores["rm_score"].null_count == 5
+    with pytest.raises(RemoteRetriesExhaustedError, match=r"failed 3 attempts \(last: ConnectError"):
+        score_table_remote(make_table(5), cfg, run_id="r")
+
+
 def test_retry_after_beyond_the_limit_fails_the_batch_without_waiting(server: ServerHandle) -> None:
     server.faults(p_429=1.0, retry_after="600")
     with pytest.raises(RemoteRetriesExhaustedError, match="retry after 600s, more than retry_after_max_s=60s"):
@@ -150,7 +181,7 @@ def test_outage_opens_the_breaker_and_a_rerun_requests_only_unscored_rows(
     server: ServerHandle, wizard_home: Path
 ) -> None:
     table = make_table(1200)
-    cfg = config(server, cache=True, breaker=BreakerPolicy(failure_threshold=5, reset_timeout_s=0.5))
+    cfg = config(server, cache=True, breaker=BreakerPolicy(failure_threshold=5, reset_timeout_s=3.0))
     server.faults(outage_after=20)  # 20 batches land, then every request gets 503
     with pytest.raises(CircuitOpenError) as failure:
         score_table_remote(table, cfg, run_id="outage")
@@ -163,10 +194,12 @@ def test_outage_opens_the_breaker_and_a_rerun_requests_only_unscored_rows(
     assert first["requests"] <= 20 + 5 + 4  # failed fast: not 40 batches x 10 attempts
 
     server.reset()  # the endpoint recovers, but the breaker is still open: fail fast, send nothing
-    with pytest.raises(CircuitOpenError, match=r"800 of 1200 rows unscored.*retry in 0\.\ds"):
+    with pytest.raises(CircuitOpenError, match=r"800 of 1200 rows unscored.*retry in \d\.\ds"):
         score_table_remote(table, cfg, run_id="outage")
     assert server.stats()["requests"] == 0
-    time.sleep(0.55)  # reset timeout: one probe goes out, the other batches wait for its verdict
+    breaker = shared_breaker(cfg.endpoint_url, cfg.breaker)
+    while breaker.state == "open":  # after the reset timeout one probe goes out, the rest wait
+        time.sleep(0.05)
     scores, _, stats = score_table_remote(table, cfg, run_id="outage")
     assert stats.breaker_state == "closed"
     assert scores["rm_score"].to_pylist() == truth(table)
