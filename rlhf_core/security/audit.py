@@ -54,7 +54,7 @@ _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TAIL_CHUNK = 65536
 
 __all__ = [
-    "AUDIT_COLUMNS", "GENESIS_HASH", "KNOWN_KINDS", "AuditEntry", "AuditLog", "audit_dir",
+    "AUDIT_COLUMNS", "GENESIS_HASH", "KNOWN_KINDS", "AuditEntry", "AuditLog", "append_audit", "audit_dir",
     "audit_log_path", "canonical_bytes", "checkpoint_path",
 ]
 
@@ -279,3 +279,19 @@ class AuditLog:
                     raise AuditError(f"{self.path.name} line {number}: not a valid audit entry "
                                      f"({exc}); run `rlhf-wizard audit verify`") from exc
         return entries
+
+
+def append_audit(
+    kind: str,
+    subject: str,
+    details: Mapping[str, Any] | None = None,
+    *,
+    actor: str | None = None,
+    lake: Lake | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit log of ``lake`` (``RLHF_WIZARD_HOME`` by default).
+
+    Example: ``append_audit("run_started", run_id, {"flow": "score-responses"})``.
+    See :meth:`AuditLog.append`.
+    """
+    return AuditLog(lake).append(kind, subject, details, actor=actor)

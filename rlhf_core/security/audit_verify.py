@@ -105,8 +105,9 @@ def _check_link(entry: AuditEntry, prev: AuditEntry | None, first: bool) -> list
     problems = []
     if first:
         if entry.seq != 0:
-            problems.append(f"the log starts at seq {entry.seq}, expected 0 — entries "
-                            f"0..{entry.seq - 1} were removed from the head")
+            removed = "entry 0 was" if entry.seq == 1 else f"entries 0..{entry.seq - 1} were"
+            problems.append(f"the log starts at seq {entry.seq}, expected 0 — {removed} removed "
+                            "from the head")
         elif entry.prev_hash != GENESIS_HASH:
             problems.append("first entry's prev_hash is not the genesis hash — the head was replaced")
         return problems

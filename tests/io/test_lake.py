@@ -262,3 +262,36 @@ def test_commit_on_stores_without_directory_rename(wizard_home: Path) -> None:
     assert lake.count_rows("scores", "r1") == 4
     assert not (wizard_home / "lake/scores/.staging-run_id=r1").exists()
     assert lake.delete_partition("scores", "r1") and lake.list_runs("scores") == []
+
+
+_REWRITER = textwrap.dedent("""
+    import sys
+    import pyarrow as pa
+    from rlhf_core.io.lake import Lake
+    schema = pa.schema([("response_id", pa.string(), False), ("score", pa.float32())])
+    lake = Lake(sys.argv[1])
+    for i in range(40):
+        n = 1000 if i % 2 else 3000
+        lake.write_part("scores", "r1", pa.table({"response_id": [f"v{i}"] * n,
+                        "score": pa.array([float(i)] * n, pa.float32())}, schema=schema), schema)
+""")
+
+
+@pytest.mark.integration
+def test_readers_never_see_a_partial_rewrite(wizard_home: Path) -> None:
+    lake = Lake()
+    lake.write_part("scores", "r1", _rows(1000), SCHEMA)
+    writer = subprocess.Popen([sys.executable, "-c", _REWRITER, str(wizard_home)])
+    seen = set()
+    while writer.poll() is None:
+        table = lake.read_table("scores", "r1")
+        ids = set(table.column("response_id").to_pylist())
+        if len(ids) == 1:  # one complete rewrite: 1000 or 3000 rows of the same version
+            version = int(next(iter(ids))[1:])
+            assert table.num_rows == (1000 if version % 2 else 3000)
+            seen.add(version)
+        else:
+            assert table.num_rows == 1000  # the original file, not yet replaced
+    assert writer.wait() == 0
+    assert seen, "the reader never observed a rewrite"
+    assert lake.read_table("scores", "r1").column("response_id")[0].as_py() == "v39"

@@ -19,7 +19,13 @@ from typer.testing import CliRunner
 from rlhf_cli.main import app
 from rlhf_core.errors import AuditError, KeyFileError
 from rlhf_core.io.lake import Lake
-from rlhf_core.security.audit import GENESIS_HASH, AuditEntry, AuditLog, canonical_bytes
+from rlhf_core.security.audit import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditLog,
+    append_audit,
+    canonical_bytes,
+)
 from rlhf_core.security.audit_verify import verify_audit
 from rlhf_core.security.operator_key import key_id_of, public_key_text
 
@@ -103,7 +109,8 @@ def test_deleting_an_entry_says_which(log: AuditLog) -> None:
 
 def test_deleting_the_head_is_detected(log: AuditLog) -> None:
     _write(log, _lines(log)[1:])
-    assert "starts at seq 1" in _problems()[0]
+    assert _problems()[0] == ("audit.log line 1 (seq 1): the log starts at seq 1, expected 0 — "
+                              "entry 0 was removed from the head")
 
 
 def test_swapping_two_entries_is_detected(log: AuditLog) -> None:
@@ -185,6 +192,11 @@ def test_operator_key_from_environment(wizard_home: Path, tmp_path: Path,
     assert entry.key_id == key_id_of(key.public_key())
     assert not (wizard_home / "keys/operator.pem").exists()
     assert verify_audit().ok
+
+
+def test_append_audit_uses_the_env_lake(wizard_home: Path) -> None:
+    entry = append_audit("export_written", "exports/r1/pairs.jsonl", {"rows": 12})
+    assert entry.seq == 0 and AuditLog(Lake(wizard_home)).entries() == [entry]
 
 
 def test_invalid_kind_and_details(wizard_home: Path) -> None:
