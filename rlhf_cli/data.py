@@ -1,9 +1,188 @@
-"""CLI commands: data (filled in by the issue that owns this area)."""
+"""CLI commands: ``rlhf-wizard data {generate,ingest,quarantine}``."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+data_app = typer.Typer(
+    name="data",
+    help="Generate synthetic data, ingest datasets through the quality gate, inspect quarantine.",
+    no_args_is_help=True,
+)
+_out = Console(highlight=False, soft_wrap=True)
+
+
+def _file_run_id(path: Path, label: str) -> str:
+    """A run id derived from the file content, so re-ingesting the same file is idempotent."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"ingest-{label}-{digest.hexdigest()[:12]}"
+
+
+@data_app.command("generate")
+def generate(
+    rows: Annotated[
+        int, typer.Option("--rows", min=1, help="Total responses (up to 1e8).")
+    ] = 100_000,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed (same seed -> identical files).")
+    ] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Output directory for part-*.parquet.")] = Path(
+        ".wizard/synthetic"
+    ),
+    candidates: Annotated[
+        int, typer.Option("--candidates", min=1, help="Responses per prompt.")
+    ] = 4,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="Rows per Parquet file (whole blocks).")
+    ] = 1_048_576,
+) -> None:
+    """Write deterministic synthetic responses (prompts x candidates) as chunked Parquet."""
+    from rlhf_core.io.generator import write_synthetic
+
+    started = time.perf_counter()
+    try:
+        paths = write_synthetic(out, rows, seed, candidates=candidates, chunk_rows=chunk_rows)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    seconds = time.perf_counter() - started
+    _out.print(f"wrote {rows:,} responses in {len(paths)} file(s) under {out} in {seconds:.2f} s")
+
+
+@data_app.command("ingest")
+def ingest_command(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Source file (JSONL, CSV or Parquet).", exists=True, dir_okay=False),
+    ],
+    adapter: Annotated[
+        str | None,
+        typer.Option("--adapter", help="helpsteer | pku_saferlhf | ultrafeedback | hh_rlhf"),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="Mapping YAML for the generic adapter.", exists=True),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Lake root (default $RLHF_WIZARD_HOME or ./.wizard)."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Run id (default: from the file hash).")
+    ] = None,
+    max_failure_rate: Annotated[
+        float, typer.Option("--max-failure-rate", min=0.0, max=1.0, help="Quality gate threshold.")
+    ] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Read a dataset, run the quality gate and write responses, preferences and quarantine.
+
+    Tables go to the lake under ``<out>/lake/<table>/run_id=<id>/`` (atomic; re-running the same
+    run id replaces its partition). When the gate fails, the quarantine is still written so it
+    can be inspected with ``rlhf-wizard data quarantine``, and the command exits non-zero.
+    """
+    from rlhf_core.errors import DataError
+    from rlhf_core.io.adapters import ingest
+    from rlhf_core.io.gate import IngestGateError, gate_ingest
+    from rlhf_core.io.lake import Lake
+
+    if (adapter is None) == (mapping is None):
+        raise DataError("give exactly one of --adapter NAME or --mapping FILE")
+    label = adapter or "generic"
+    run_id = run_id or _file_run_id(path, label)
+    lake = Lake(out) if out is not None else Lake.from_env()
+    result = ingest(path, adapter=adapter, mapping=mapping, run_id=run_id)
+    try:
+        gated = gate_ingest(result, run_id=run_id, max_failure_rate=max_failure_rate)
+    except IngestGateError as exc:
+        lake.write_partition("quarantine", run_id, exc.quarantine, exc.quarantine.schema)
+        raise
+    paths = {
+        "responses": lake.write_partition(
+            "responses", run_id, gated.responses, gated.responses.schema
+        ),
+        "preferences": lake.write_partition(
+            "preferences", run_id, gated.preferences, gated.preferences.schema
+        ),
+        "quarantine": lake.write_partition(
+            "quarantine", run_id, gated.quarantine, gated.quarantine.schema
+        ),
+    }
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "source": str(path),
+        "rows_read": gated.rows_read,
+        "responses": gated.responses.num_rows,
+        "preferences": gated.preferences.num_rows,
+        "quarantined": gated.quarantine.num_rows,
+        "duplicates": result.duplicates,
+        "paths": paths,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _out.print(
+        f"run {run_id}: read {summary['rows_read']:,} rows -> {summary['responses']:,} responses, "
+        f"{summary['preferences']:,} preferences, {summary['quarantined']:,} quarantined"
+    )
+    for table, written in paths.items():
+        _out.print(f"  {table}: {escape(written)}")
+
+
+@data_app.command("quarantine")
+def quarantine_command(
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Only this run.")] = None,
+    lake_dir: Annotated[
+        Path | None, typer.Option("--dir", help="Lake root (default $RLHF_WIZARD_HOME).")
+    ] = None,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="Only rows quarantined by this rule.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the rows as a JSON array.")
+    ] = False,
+) -> None:
+    """Show quarantined rows: where they came from, the rule and the reason."""
+    import pyarrow.dataset as ds
+
+    from rlhf_core.io.lake import Lake
+
+    lake = Lake(lake_dir) if lake_dir is not None else Lake.from_env()
+    where = None if rule is None else ds.field("rule") == rule
+    table = lake.read_table("quarantine", run_id=run_id, filter=where)
+    total = table.num_rows
+    rows = table.slice(0, limit).to_pylist()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    view = Table("run", "source", "line", "table", "rule", "reason", header_style="bold")
+    for row in rows:
+        cells = (
+            row["run_id"],
+            row["source"],
+            row["source_line"],
+            row["table"],
+            row["rule"],
+            row["reason"],
+        )
+        view.add_row(*(escape(str(v)) for v in cells))
+    _out.print(view)
+    shown = f" (first {limit}; use --limit or --json)" if total > limit else ""
+    _out.print(f"[dim]{total} quarantined row{'s' if total != 1 else ''}{shown}[/dim]")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this area's commands to the root app."""
+    """Attach the ``data`` sub-commands to the root app."""
+    app.add_typer(data_app, name="data")

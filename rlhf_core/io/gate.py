@@ -15,7 +15,15 @@ import pyarrow as pa
 
 from rlhf_core.errors import DataQualityError
 from rlhf_core.io.adapters.base import IngestResult, check_conservation
-from rlhf_core.io.quality import check_table
+from rlhf_core.io.quality import QualityGateError, check_table
+
+
+class IngestGateError(DataQualityError):
+    """The gate failed; ``quarantine`` holds every row quarantined up to the failing stage."""
+
+    def __init__(self, message: str, quarantine: pa.Table) -> None:
+        super().__init__(message)
+        self.quarantine = quarantine
 
 
 @dataclass(frozen=True)
@@ -51,30 +59,36 @@ def gate_ingest(
         The gated tables.
 
     Raises:
-        DataQualityError: If a stage's failure rate exceeds the threshold (the source stage) or
-            :class:`~rlhf_core.io.quality.QualityGateError` for the table stages.
+        IngestGateError: If a stage's failure rate exceeds the threshold; carries the quarantine
+            rows so far so the caller can still persist them.
     """
     check_conservation(result)
     source_rate = result.rows_quarantined / result.rows_read if result.rows_read else 0.0
     if source_rate > max_failure_rate:
         rules = sorted(set(result.quarantine.column("rule").to_pylist()))
-        raise DataQualityError(
+        raise IngestGateError(
             f"ingest run {run_id}: {source_rate:.1%} of {result.rows_read} source rows could not be "
-            f"read (threshold {max_failure_rate:.1%}): {', '.join(rules)}; check the adapter or mapping"
+            f"read (threshold {max_failure_rate:.1%}): {', '.join(rules)}; check the adapter or "
+            "mapping, and inspect them with `rlhf-wizard data quarantine`",
+            result.quarantine,
         )
-    responses = check_table(
-        "responses", result.responses, run_id=run_id, max_failure_rate=max_failure_rate
-    )
-    preferences = check_table(
-        "preferences",
-        result.preferences,
-        run_id=run_id,
-        max_failure_rate=max_failure_rate,
-        response_ids=responses.accepted.column("response_id").to_pylist(),
-    )
-    quarantine = pa.concat_tables(
-        [result.quarantine, responses.quarantined, preferences.quarantined]
-    )
+    parts = [result.quarantine]
+    try:
+        responses = check_table(
+            "responses", result.responses, run_id=run_id, max_failure_rate=max_failure_rate
+        )
+        parts.append(responses.quarantined)
+        preferences = check_table(
+            "preferences",
+            result.preferences,
+            run_id=run_id,
+            max_failure_rate=max_failure_rate,
+            response_ids=responses.accepted.column("response_id").to_pylist(),
+        )
+    except QualityGateError as exc:
+        parts.append(exc.result.quarantined)
+        raise IngestGateError(str(exc), pa.concat_tables(parts)) from None
+    quarantine = pa.concat_tables([*parts, preferences.quarantined])
     summary = {
         "run_id": run_id,
         "source_rows": {
