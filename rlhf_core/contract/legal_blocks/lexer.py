@@ -37,18 +37,23 @@ KEYWORDS = frozenset(
 )
 """Reserved upper-case words; they can never be identifiers."""
 
+# Leading blanks are folded into every match (one regex call per token, not two).
 _TOKEN_RE = re.compile(
     r"""
-      (?P<ws>[ \t\f\r]+)
-    | (?P<comment>\#[^\n]*)
+    [ \t\f\r]*
+    (?:
+      (?P<comment>\#[^\n]*)
     | (?P<cont>\\[ \t\f\r]*(?:\n|\Z))
     | (?P<nl>\n)
     | (?P<num>[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<op><=|>=|==|!=|[-+*/^<>(),:.])
+    | (?P<end>\Z)
+    )
     """,
     re.VERBOSE,
 )
+_BLANKS_RE = re.compile(r"[ \t\f\r]*")
 
 _BAD_CHAR_HINTS = {
     "'": "string literals are not supported; Legal-Blocks has no strings",
@@ -133,6 +138,38 @@ def _bad_char_message(text: str, offset: int) -> str:
     return f"unexpected character {ch!r} (U+{ord(ch):04X}); Legal-Blocks text is ASCII"
 
 
+def check_length(
+    text: str,
+    *,
+    file: str = "<string>",
+    line: int = 1,
+    col: int = 1,
+    indent: int = 0,
+    newlines: bool = True,
+    max_chars: int = MAX_EXPR_CHARS,
+) -> None:
+    """Reject over-long text before tokenizing it (arguments as for ``tokenize``).
+
+    In expression mode the whole text counts; in clause mode each physical line does (lines
+    joined by ``\\`` are still checked as one logical line by ``tokenize``).
+
+    Raises:
+        ContractSyntaxError: Positioned at the first character beyond the limit.
+    """
+    what = "clause" if newlines else "expression"
+    message = f"{what} is longer than {max_chars} characters; split it into smaller {what}s"
+    lines = _Lines(text, file, line, col, indent)
+    if not newlines:
+        if len(text) > max_chars:
+            raise lines.error(max_chars, message)
+        return
+    start = 0
+    for physical in text.split("\n"):
+        if len(physical) > max_chars:
+            raise lines.error(start + max_chars, message)
+        start += len(physical) + 1
+
+
 def tokenize(
     text: str,
     *,
@@ -171,17 +208,21 @@ def tokenize(
     while pos < n:
         match = _TOKEN_RE.match(text, pos)
         if match is None:
-            raise lines.error(pos, _bad_char_message(text, pos))
+            bad = _BLANKS_RE.match(text, pos).end()  # type: ignore[union-attr]
+            raise lines.error(bad, _bad_char_message(text, bad))
         kind = match.lastgroup
         end = match.end()
         if end - logical_start > max_chars:
             raise lines.error(
                 logical_start + max_chars,
                 f"{'clause' if newlines else 'expression'} is longer than {max_chars} characters;"
-                " split it into smaller clauses or expressions",
+                f" split it into smaller {'clause' if newlines else 'expression'}s",
             )
-        tok_col = pos - line_start + 1 + lines.pad(line_idx)
-        tok_text = match.group()
+        if kind == "end":
+            break
+        start = match.start(kind)
+        tok_col = start - line_start + 1 + lines.pad(line_idx)
+        tok_text = match.group(kind)
         if kind in ("nl", "cont"):
             if kind == "nl" and newlines:
                 src = lines.source(line_idx, line_start)
@@ -191,7 +232,7 @@ def tokenize(
                 line_start = end
             if kind == "nl":
                 logical_start = end
-        elif kind not in ("ws", "comment"):
+        elif kind != "comment":
             src = lines.source(line_idx, line_start)
             yield Token(
                 _kind(kind, tok_text, text, end, lines),

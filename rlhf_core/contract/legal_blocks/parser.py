@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rlhf_core.contract.legal_blocks.ast import Clause, Expr
 from rlhf_core.contract.legal_blocks.expressions import ExprParser
-from rlhf_core.contract.legal_blocks.lexer import Token, tokenize
+from rlhf_core.contract.legal_blocks.lexer import Token, check_length, tokenize
 from rlhf_core.contract.legal_blocks.limits import MAX_SOURCE_CHARS
 from rlhf_core.errors import ContractSyntaxError
 
@@ -86,6 +86,7 @@ def parse_expr(text: str, *, file: str = "<string>", line: int = 1, col: int = 1
         ContractSyntaxError: The text does not parse, nests deeper than ``MAX_DEPTH`` or is
             longer than ``MAX_EXPR_CHARS``.
     """
+    check_length(text, file=file, line=line, col=col, newlines=False)
     parser = ExprParser(
         tokenize(text, file=file, line=line, col=col, newlines=False), file, "end of expression"
     )
@@ -121,6 +122,7 @@ def parse_clauses(
         raise ContractSyntaxError(
             f"clause block is longer than {MAX_SOURCE_CHARS} characters", file, err_line, err_col
         )
+    check_length(text, file=file, line=line, indent=indent, newlines=True)
     tokens = tokenize(text, file=file, line=line, indent=indent, newlines=True)
     parser = _ClauseParser(tokens, file, "end of line")
     parsed: list[tuple[Token | None, Clause]] = []
