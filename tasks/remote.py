@@ -1,20 +1,24 @@
 """Task ``score-remote``: add a remote reward model's score column to a run's ``responses``.
 
-The task reads the run's ``responses`` partition, scores it with
+The task reads the run's ``responses`` partition, scores all its parts in one call to
 :func:`rlhf_core.io.remote.score_table_remote` (batched, retried, breaker-guarded, cached in the
-lake's ``score_cache``), rewrites the partition with the new column and publishes the quarantined
-rows to ``score_quarantine``. The client already retries transient HTTP failures itself, so the
+lake's ``score_cache``), rewrites every part with the new column under the same part number (staged,
+then committed all at once, so the part paths downstream tasks hold stay valid) and publishes the
+quarantined rows to ``score_quarantine``. The client already retries transient HTTP failures itself, so the
 task has no Prefect retries: an outage fails it with one clear line, and re-running the task
 re-requests only the rows the cache does not hold.
 """
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import task
 
-from rlhf_core.io.lake import PARTITION_KEY, Lake
+from rlhf_core.io.lake import Lake
 from rlhf_core.io.remote import (
     QUARANTINE_SCHEMA,
     EndpointConfig,
@@ -53,15 +57,25 @@ def score_remote(
 
     Returns:
         The run's counters (:class:`~rlhf_core.io.remote.RemoteScoringStats` as a dict) plus the
-        score column name.
+        score column name and the rewritten ``responses`` part paths (unchanged names).
     """
     config = EndpointConfig.model_validate(endpoint)
     lake = Lake(lake_root)
-    responses = lake.read_table(RESPONSES, run_id=run_id).drop_columns([PARTITION_KEY])
+    paths = lake.part_paths(RESPONSES, run_id)
+    if not paths:
+        lake.read_table(RESPONSES, run_id=run_id)  # raises the lake's "no partition" error
+    parts = [pq.read_table(path, filesystem=lake.fs) for path in paths]
+    responses = pa.concat_tables(parts)
     cache = ScoreCache(run_id, lake, config.cache_flush_rows) if config.cache else None
     scores, quarantine, stats = score_table_remote(
         responses, config, run_id=run_id, token=_secret(token_secret_block), cache=cache)
-    scored = attach_scores(responses, scores, config.score_column)
-    lake.write_partition(RESPONSES, run_id, scored, scored.schema)
+    lake.discard_staging(RESPONSES, run_id)
+    offset = 0
+    for path, part in zip(paths, parts, strict=True):
+        scored = attach_scores(part, scores.slice(offset, part.num_rows), config.score_column)
+        number = int(posixpath.basename(path).removeprefix("part-").removesuffix(".parquet"))
+        lake.write_part(RESPONSES, run_id, scored, scored.schema, part=number, staged=True)
+        offset += part.num_rows
+    published = lake.commit_partition(RESPONSES, run_id)
     lake.write_partition(SCORE_QUARANTINE, run_id, quarantine, QUARANTINE_SCHEMA)
-    return {**stats.as_dict(), "score_column": config.score_column}
+    return {**stats.as_dict(), "score_column": config.score_column, "response_paths": published}

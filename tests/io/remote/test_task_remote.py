@@ -33,15 +33,18 @@ def _responses(n: int) -> pa.Table:
 
 def test_score_remote_adds_the_column_and_publishes_quarantine(server: ServerHandle, wizard_home: Path) -> None:
     lake = Lake(str(wizard_home))
-    lake.write_partition("responses", "run-7", _responses(60), SCHEMA)
+    source = _responses(60)
+    for number, offset in enumerate((0, 25, 50)):  # three parts, as ingest writes shards
+        lake.write_part("responses", "run-7", source.slice(offset, 25), SCHEMA, part=number)
+    before = lake.part_paths("responses", "run-7")
     endpoint = EndpointConfig(url=server.url, kind="vllm_score", batch_size=10, score_column="rm_helpful",
                               retry=RetryPolicy(backoff_base_s=0.005, backoff_max_s=0.01))
     result = score_remote.fn("run-7", endpoint.model_dump(), str(wizard_home))
     assert result["score_column"] == "rm_helpful"
+    assert result["response_paths"] == before == lake.part_paths("responses", "run-7")
     assert (result["rows_scored"], result["rows_quarantined"]) == (50, 10)
     stored = lake.read_table("responses", run_id="run-7").sort_by("response_id")
     by_id = dict(zip(stored["response_id"].to_pylist(), stored["rm_helpful"].to_pylist(), strict=True))
-    source = _responses(60)
     for rid, prompt, response in zip(source["response_id"].to_pylist(), source["prompt"].to_pylist(),
                                      source["response"].to_pylist(), strict=True):
         index = int(rid[2:])
