@@ -139,10 +139,15 @@ class Warehouse:
     def refresh_views(self) -> list[str]:
         """Create or replace a view per lake table (and the audit log); drop views of gone tables.
 
-        Call from the flow (driver) after a run, never from workers.
+        Call from the flow (driver) after a run, never from workers. While another process
+        holds the database it retries for about 10 s; :meth:`query` also refreshes by itself
+        when the views are stale, so a flow may treat a failure here as non-fatal.
 
         Returns:
             The view names now defined.
+
+        Raises:
+            LakeError: If the database stayed locked by another process.
         """
         sources = self.view_sources()
         if self.path is not None:

@@ -130,3 +130,22 @@ def test_views_follow_a_moved_lake(lake: Lake, tmp_path: Path) -> None:
     n = Warehouse(relocated).query("SELECT count(*) AS n FROM scores").column("n").to_pylist()
     assert n == [7]
     assert Warehouse(relocated).views() == ["scores"]
+
+
+@pytest.mark.integration
+def test_refresh_waits_for_another_process_holding_the_database(lake: Lake) -> None:
+    import subprocess
+    import sys
+
+    wh = Warehouse(lake)
+    wh.refresh_views()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(0.6)", str(wh.path)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    _scores(lake, "run-9", 1, 0.0)
+    record_run_start(lake, "run-9", "score-responses")  # a new table: the view set changes
+    assert wh.refresh_views() == ["runs", "scores"]  # retried until the holder let go
+    assert holder.wait(timeout=30) == 0
