@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, ours, baseline, n in rows:
         t_ours = _per_call(ours, repeat, n)
         t_base = _per_call(baseline, repeat, n)
-        print(f"| {name} | {t_ours * 1e6:,.1f} | {t_base * 1e6:,.1f} | {t_ours / t_base:.2f} |")
+        print(f"| {name} | {t_ours * 1e6:,.1f} | {t_base * 1e6:,.1f} | {t_ours / t_base:.3g} |")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,14 @@ _VOCAB = [
 ]
 
 
+def _assert_points_into(text: str, err) -> None:
+    """The error's line/col/source_line denote a real place in ``text`` (offset-free call)."""
+    lines = text.split("\n")
+    assert 1 <= err.line <= len(lines)
+    assert err.source_line == lines[err.line - 1].rstrip("\r")
+    assert 1 <= err.col <= len(err.source_line) + 1
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.one_of(
@@ -121,11 +129,48 @@ def test_arbitrary_text_fails_only_with_typed_errors(text):
     try:
         expr = parse_expr(text)
     except ContractSyntaxError as err:
-        assert err.line >= 1 and err.col >= 1
+        _assert_points_into(text, err)
         return
     try:
         check_expr(expr, INPUTS, allow_reward=True)
     except ContractTypeError as err:
-        assert err.line >= 1 and err.col >= 1
+        _assert_points_into(text, err)
         return
     assert parse_expr(format_expr(expr)) == expr
+
+
+_CLAUSE_VOCAB = [
+    *_VOCAB,
+    "REQUIRES",
+    "INVARIANT",
+    "ENSURES",
+    "EXISTS r IN prompt:",
+    "FORALL",
+    "IN",
+    "prompt",
+    "PENALTY",
+    "SEVERITY",
+    "0.5",
+    "lbl:",
+    "other:",
+    "\n",
+    "\\\n",
+    "# note\n",
+    "r.helpfulness",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_CLAUSE_VOCAB), max_size=16).map(" ".join))
+def test_arbitrary_clause_blocks_fail_only_with_typed_errors(text):
+    try:
+        clauses = parse_clauses(text)
+    except ContractSyntaxError as err:
+        _assert_points_into(text, err)
+        return
+    try:
+        check_clauses(clauses, INPUTS)
+    except ContractTypeError as err:
+        _assert_points_into(text, err)
+        return
+    assert parse_clauses(format_clauses(clauses)) == clauses
