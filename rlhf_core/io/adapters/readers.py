@@ -77,7 +77,7 @@ def iter_jsonl(path: str | Path) -> Iterator[SourceRow]:
 
 
 def iter_csv(path: str | Path, *, delimiter: str = ",") -> Iterator[SourceRow]:
-    """Yield the rows of a CSV file with a header line; line numbers count the header as line 1.
+    """Yield the rows of a CSV file with a header; ``line`` is the record's first physical line.
 
     Empty cells become ``None``. Bytes that are not UTF-8 surface as ``bad_utf8`` rows.
     """
@@ -92,14 +92,14 @@ def iter_csv(path: str | Path, *, delimiter: str = ",") -> Iterator[SourceRow]:
         except csv.Error as exc:
             raise DataError(f"{path}:1: cannot read the CSV header ({exc})") from None
         while True:
+            line_no = reader.line_num + 1  # first physical line of the record (cells may span lines)
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield SourceRow(reader.line_num, "", None, RecordError("bad_csv", str(exc)))
+                yield SourceRow(line_no, "", None, RecordError("bad_csv", str(exc)))
                 continue
-            line_no = reader.line_num
             raw = json.dumps(dict(zip(header, cells, strict=False)), ensure_ascii=False)
             if any(_has_surrogate(cell) for cell in cells):
                 raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
