@@ -34,7 +34,9 @@ from rlhf_core.errors import ContractTypeError
 
 _DTYPE_TO_TYPE = {"float": "number", "int": "number", "bool": "bool", "str": "str"}
 _ARITH = frozenset({"+", "-", "*", "/", "^"})
+_LOGIC = frozenset({"AND", "OR", "IMPLIES"})
 _ORDER = frozenset({"<", "<=", ">", ">="})
+_EQUALITY = frozenset({"==", "!="})
 _QUANTIFIERS = ("FORALL", "EXISTS")
 
 
@@ -123,10 +125,14 @@ class _Checker:
         if isinstance(expr, Attr):
             return self._attr(expr)
         if isinstance(expr, Unary):
+            if expr.op not in ("-", "NOT"):
+                raise _error(f"unknown unary operator {expr.op!r}", expr.pos)
             want = "number" if expr.op == "-" else "bool"
             self.value(expr.operand, want, f"'{expr.op}'")
             return want
         if isinstance(expr, Binary):
+            if expr.op not in _ARITH and expr.op not in _LOGIC:
+                raise _error(f"unknown binary operator {expr.op!r}", expr.pos)
             want = "number" if expr.op in _ARITH else "bool"
             self.value(expr.left, want, f"'{expr.op}'")
             self.value(expr.right, want, f"'{expr.op}'")
@@ -192,6 +198,8 @@ class _Checker:
         left = expr.operands[0]
         left_ty = self.value(left, None, "comparison")
         for op, right in zip(expr.ops, expr.operands[1:], strict=True):
+            if op not in _ORDER and op not in _EQUALITY:
+                raise _error(f"unknown comparison operator {op!r}", expr.pos)
             if op in _ORDER:
                 self.value(left, "number", f"'{op}'")
                 self.value(right, "number", f"'{op}'")

@@ -115,7 +115,7 @@ class ExprParser:
             if bp is None or bp < min_bp:
                 break
             if tok.kind in _COMPARE_OPS:
-                ops: list = []
+                ops: list[str] = []
                 operands = [left]
                 while self.tok.kind in _COMPARE_OPS:
                     ops.append(self.advance().kind)

@@ -14,7 +14,7 @@ from rlhf_core.contract.legal_blocks import (
     parse_clauses,
     parse_expr,
 )
-from rlhf_core.contract.legal_blocks.ast import Binary, Clause, Name, Num, Pos
+from rlhf_core.contract.legal_blocks.ast import Binary, Clause, Compare, Name, Num, Pos, Unary
 from rlhf_core.contract.program import InputDecl
 from rlhf_core.errors import ContractTypeError
 from tests.contract.legal_blocks.strategies import DEFAULT_INPUTS as INPUTS
@@ -101,6 +101,12 @@ def test_hand_built_clauses_are_validated():
         check_expr(parse_expr("abs(1)").__class__("system", (Num(1.0),)), INPUTS)
     with pytest.raises(ContractTypeError, match="finite"):
         check_expr(Num(float("nan")), INPUTS)
+    with pytest.raises(ContractTypeError, match="unknown binary operator '%'"):
+        check_expr(Binary("%", Num(1.0), Num(2.0)), INPUTS)  # type: ignore[arg-type]
+    with pytest.raises(ContractTypeError, match="unknown unary operator '~'"):
+        check_expr(Unary("~", Num(1.0)), INPUTS)  # type: ignore[arg-type]
+    with pytest.raises(ContractTypeError, match="unknown comparison operator '=~'"):
+        check_expr(Compare(("=~",), (Num(1.0), Num(2.0))), INPUTS)  # type: ignore[arg-type]
 
 
 def test_hand_built_deep_tree_fails_with_typed_error_not_recursion():
