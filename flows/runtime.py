@@ -105,8 +105,10 @@ def prefect_api(timeout_s: int = 120) -> Iterator[str]:
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
-            _flush_api_logs()
+            try:
+                yield server.api_url
+            finally:
+                _flush_api_logs()
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
@@ -114,6 +116,6 @@ def prefect_api(timeout_s: int = 120) -> Iterator[str]:
 
 def _flush_api_logs() -> None:
     """Send buffered Prefect logs to the API before it goes away."""
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
 
-    APILogHandler.flush()
+    APILogWorker.drain_all(timeout=5)

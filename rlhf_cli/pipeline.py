@@ -1,9 +1,124 @@
-"""CLI commands: pipeline (filled in by the issue that owns this area)."""
+"""CLI: ``rlhf-wizard demo`` (the main job on generated data) and ``rlhf-wizard run`` (any data)."""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
+
+_out = Console(highlight=False)
+
+
+def _run_id(prefix: str) -> str:
+    return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+
+
+def _lake_root() -> str:
+    from rlhf_core.io.lake import Lake
+
+    return str(Path(Lake.from_env().root).resolve())
+
+
+def run_pipeline(
+    contract: Path,
+    data: Path,
+    *,
+    adapter: str | None,
+    mapping: Path | None,
+    run_id: str,
+    dry_run: bool,
+    config: Path | None,
+    dask_address: str | None,
+    workers: int | None,
+) -> dict:
+    """Run ``contract-pipeline`` on one Prefect API (temporary unless configured) and return it."""
+    from flows.config import load_pipeline_config
+    from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
+    from flows.runtime import prefect_api
+
+    settings = load_pipeline_config(config)
+    if dask_address:
+        settings.dask.address = dask_address
+    if workers:
+        settings.dask.n_workers = workers
+    params = ContractPipelineParams(
+        contract=str(contract.resolve()), data=str(data.resolve()), adapter=adapter,
+        mapping=str(mapping.resolve()) if mapping else None, run_id=run_id,
+        lake_root=_lake_root(), dry_run=dry_run, config=settings,
+    )
+    with prefect_api():
+        return contract_pipeline(params)
+
+
+def _print_result(result: dict, started: float, as_json: bool) -> None:
+    if as_json:
+        slim = {k: v for k, v in result.items() if k != "summary"}
+        typer.echo(json.dumps(slim, default=str, indent=2))
+        return
+    _out.print(Markdown(result["summary"]))
+    lake = _lake_root()
+    _out.print(f"\n[bold]Run {result['run_id']}[/bold] finished in {time.perf_counter() - started:.1f} s.")
+    _out.print(f"  lake:       {lake}/lake/<table>/run_id={result['run_id']}/")
+    _out.print(f"  warehouse:  {lake}/warehouse.duckdb")
+    _out.print(f"  query:      rlhf-wizard query \"SELECT * FROM scores WHERE run_id = '{result['run_id']}' LIMIT 5\"")
+    _out.print("  audit:      rlhf-wizard audit log; rlhf-wizard audit verify")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this area's commands to the root app."""
+    """Attach ``demo`` and ``run``."""
+
+    @app.command()
+    def demo(
+        rows: Annotated[int, typer.Option(help="Responses to generate.")] = 100_000,
+        seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+        workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Generate data and run the whole contract pipeline on it, locally.
+
+        Example: rlhf-wizard demo --rows 100000
+        """
+        from rlhf_core.io.generator import write_synthetic
+
+        started = time.perf_counter()
+        run_id = _run_id("demo")
+        data_dir = Path(_lake_root()) / "demo-data" / f"rows{rows}-seed{seed}"
+        if not any(data_dir.glob("*.parquet")):
+            write_synthetic(data_dir, rows, seed)
+        _out.print(f"Generated {rows} responses in {data_dir}; running contract-pipeline as {run_id} …")
+        result = run_pipeline(DEMO_CONTRACT, data_dir, adapter=None, mapping=None, run_id=run_id,
+                              dry_run=False, config=None, dask_address=None, workers=workers)
+        _print_result(result, started, as_json)
+
+    @app.command()
+    def run(
+        contract: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Contract YAML.")],
+        data: Annotated[Path, typer.Option(exists=True, help="Data file or directory.")],
+        adapter: Annotated[str | None, typer.Option(help="helpsteer | pku_saferlhf | ultrafeedback | hh_rlhf | generic")] = None,
+        mapping: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Mapping file (generic adapter).")] = None,
+        run_id: Annotated[str | None, typer.Option(help="Run id (default: run-<timestamp>).")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Allow an unapproved contract.")] = False,
+        config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Pipeline preset YAML.")] = None,
+        dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://host:port.")] = None,
+        workers: Annotated[int | None, typer.Option(help="Local Dask worker processes.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Run the contract pipeline on any data.
+
+        Example: rlhf-wizard run --contract configs/contracts/helpsteer.yaml
+        --data ../shared/data/preferences/helpsteer_train500.jsonl --adapter helpsteer
+        """
+        started = time.perf_counter()
+        result = run_pipeline(contract, data, adapter=adapter, mapping=mapping,
+                              run_id=run_id or _run_id("run"), dry_run=dry_run, config=config,
+                              dask_address=dask_address, workers=workers)
+        _print_result(result, started, as_json)

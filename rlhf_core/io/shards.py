@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -118,3 +119,25 @@ def _group_units(pieces: list[Piece]) -> list[list[Piece]]:
             units.append([piece])
             high = piece.group_max
     return units
+
+
+def read_shard(shard: Shard, columns: list[str], filesystem: pafs.FileSystem | None = None) -> pa.Table:
+    """Read ``columns`` of a shard's row groups, in piece order, as one table.
+
+    Raises:
+        DataError: A file lacks one of ``columns`` (names the file and the missing columns).
+    """
+    tables = []
+    handles: dict[str, pq.ParquetFile] = {}
+    for piece in shard.pieces:
+        handle = handles.get(piece.path)
+        if handle is None:
+            handle = handles[piece.path] = pq.ParquetFile(piece.path, filesystem=filesystem)
+            missing = sorted(set(columns) - set(handle.schema_arrow.names))
+            if missing:
+                raise DataError(
+                    f"{piece.path}: missing input column(s) {missing} required by the contract; "
+                    "add them to the data or map them with an adapter"
+                )
+        tables.append(handle.read_row_group(piece.row_group, columns=columns))
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]

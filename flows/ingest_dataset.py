@@ -1,0 +1,42 @@
+"""Flow ``ingest-dataset``: a source file through its adapter and the quality gates into the lake."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.ingest import ingest_source
+
+
+class IngestDatasetParams(BaseModel):
+    """Parameters of ``ingest-dataset``.
+
+    Attributes:
+        source: Data file or directory (JSONL / CSV / Parquet).
+        adapter: Built-in adapter (helpsteer, pku_saferlhf, ultrafeedback, hh_rlhf, generic); None
+            with no mapping reads normalised responses Parquet (the generator's output).
+        mapping: Mapping file for the generic adapter.
+        run_id: Run id of the partitions written.
+        lake_root: Lake root.
+        max_failure_rate: Stop when more than this share of rows fails the quality gates.
+        part_rows: Rows per ``responses`` part file (prompts are never split).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    adapter: str | None = None
+    mapping: str | None = None
+    run_id: str
+    lake_root: str = ".wizard"
+    max_failure_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    part_rows: int = Field(default=250_000, ge=1)
+
+
+@flow(name="ingest-dataset", log_prints=True)
+def ingest_dataset(params: IngestDatasetParams) -> dict:
+    """Adapter -> quality gates (quarantine) -> lake tables, rows conserved."""
+    return ingest_source(
+        params.source, params.adapter, params.mapping, params.run_id, params.lake_root,
+        params.max_failure_rate, params.part_rows,
+    )

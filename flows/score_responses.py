@@ -1,0 +1,55 @@
+"""Flow ``score-responses``: every response scored under the contract, in parallel on Dask."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.runtime import DaskConfig, make_task_runner
+from tasks.reporting import publish_score_summary
+from tasks.scoring import plan_score_shards, publish_scores, score_shard
+
+
+class ScoreResponsesParams(BaseModel):
+    """Parameters of ``score-responses``.
+
+    Attributes:
+        contract: Path of the contract YAML.
+        contract_hash: Hash the run was validated with (the shards refuse a changed file).
+        inputs: Parquet files holding the responses (e.g. the run's ``responses`` partition).
+        run_id: Run id; the ``scores`` partition of this id is (re)written.
+        lake_root: Lake root (``RLHF_WIZARD_HOME``).
+        group_column: Column naming a response's prompt.
+        shard_rows: Rows per scoring task.
+        keep_groups: Never split a prompt across shards (required when clauses quantify).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    contract: str
+    contract_hash: str
+    inputs: list[str] = Field(min_length=1)
+    run_id: str
+    lake_root: str
+    group_column: str = "prompt_id"
+    shard_rows: int = Field(default=250_000, ge=1)
+    keep_groups: bool = True
+
+
+@flow(name="score-responses", task_runner=make_task_runner(DaskConfig()), log_prints=True)
+def score_responses(params: ScoreResponsesParams) -> dict:
+    """Plan shards -> score each shard on a worker -> publish the partition -> summarise."""
+    shards = plan_score_shards(params.inputs, params.group_column, params.shard_rows, params.keep_groups)
+    futures = [
+        score_shard.submit(params.contract, params.contract_hash, shard, params.run_id, params.lake_root)
+        for shard in shards
+    ]
+    results = [future.result() for future in futures]
+    paths = publish_scores(params.run_id, len(shards), params.lake_root)
+    summary = publish_score_summary(params.run_id, params.lake_root, paths)
+    return {"rows": sum(r["rows"] for r in results), "shards": len(shards), "paths": paths, **summary}
+
+
+def score_responses_with(params: ScoreResponsesParams, dask: DaskConfig) -> dict:
+    """Run ``score-responses`` on the Dask cluster described by ``dask``."""
+    return score_responses.with_options(task_runner=make_task_runner(dask))(params)

@@ -1,0 +1,30 @@
+"""Flow ``validate-contract``: parse, type-check, prove ENSURES, verify signatures and quorum."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict
+
+from tasks.contract import check_contract
+
+
+class ValidateContractParams(BaseModel):
+    """Parameters of ``validate-contract``.
+
+    Attributes:
+        contract: Path of the contract YAML (its DSSE envelope sits beside it).
+        dry_run: Accept an unapproved contract (nothing it produces is for training).
+        lake_root: Lake root whose audit log records the validation.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    contract: str
+    dry_run: bool = False
+    lake_root: str = ".wizard"
+
+
+@flow(name="validate-contract", log_prints=True)
+def validate_contract(params: ValidateContractParams) -> dict:
+    """Validate the contract; refuse it unless approved or the run is a dry run."""
+    return check_contract(params.contract, params.dry_run, params.lake_root)

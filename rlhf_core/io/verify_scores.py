@@ -1,0 +1,86 @@
+"""Differential check of a whole run: JAX scores in the lake vs the contract's SQL in DuckDB.
+
+The two compilations of one checked contract must agree on every row. This check re-scores the
+run's responses with the contract's own SQL and compares every output column row by row
+(joined on ``response_id``): booleans exactly, floats within ``atol + rtol·|sql|``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from rlhf_core.contract.legal_blocks.compile_sql import compile_sql, quote_ident
+from rlhf_core.contract.program import ContractProgram
+from rlhf_core.errors import DataError
+
+
+def compare_scores_with_sql(
+    program: ContractProgram,
+    response_paths: Sequence[str],
+    score_paths: Sequence[str],
+    *,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    examples: int = 5,
+) -> dict[str, Any]:
+    """Compare lake scores with the contract's SQL evaluated by DuckDB over the same responses.
+
+    Returns:
+        ``{"rows", "sql_rows", "missing", "mismatches": {column: count}, "examples": [...]}``;
+        ``ok`` is True when nothing is missing and no column mismatches.
+
+    Raises:
+        DataError: The files cannot be read.
+    """
+    sql_program = compile_sql(program)
+    con = duckdb.connect()
+    try:
+        con.read_parquet(list(response_paths)).create_view("responses")
+        con.read_parquet(list(score_paths)).create_view("jax_scores")
+        con.execute(f"CREATE TEMP TABLE sql_scores AS {sql_program.select('responses', ['response_id'])}")
+        lake_columns = set(con.sql("SELECT * FROM jax_scores LIMIT 0").columns)
+        columns = [c for c in sql_program.output_names if c in lake_columns]
+        probe = con.sql("SELECT * FROM sql_scores LIMIT 0")
+        types = dict(zip(probe.columns, (str(t) for t in probe.types), strict=True))
+        checks = []
+        for col in columns:
+            a, b = f"j.{quote_ident(col)}", f"s.{quote_ident(col)}"
+            if types.get(col) == "BOOLEAN":
+                checks.append(f"count(*) FILTER (WHERE {a} IS DISTINCT FROM {b})")
+            else:
+                checks.append(
+                    f"count(*) FILTER (WHERE NOT ((isnan({a}) AND isnan({b})) OR {a} = {b} OR "
+                    f"abs({a} - {b}) <= {atol!r} + {rtol!r} * abs({b})))"
+                )
+        rows, sql_rows = con.execute("SELECT (SELECT count(*) FROM jax_scores), (SELECT count(*) FROM sql_scores)").fetchone()
+        missing = con.execute(
+            "SELECT count(*) FROM sql_scores s ANTI JOIN jax_scores j USING (response_id)"
+        ).fetchone()[0]
+        counts = con.execute(
+            f"SELECT {', '.join(checks)} FROM jax_scores j JOIN sql_scores s USING (response_id)"
+        ).fetchone()
+        mismatches = {c: int(n) for c, n in zip(columns, counts, strict=True) if n}
+        sample: list[dict[str, Any]] = []
+        for col in list(mismatches)[:examples]:
+            row = con.execute(
+                f"SELECT response_id, j.{quote_ident(col)}, s.{quote_ident(col)} FROM jax_scores j "
+                f"JOIN sql_scores s USING (response_id) WHERE j.{quote_ident(col)} IS DISTINCT FROM "
+                f"s.{quote_ident(col)} LIMIT 1"
+            ).fetchone()
+            sample.append({"column": col, "response_id": row[0], "jax": row[1], "sql": row[2]})
+    except duckdb.Error as exc:
+        raise DataError(f"differential check could not read the run's files: {exc}") from exc
+    finally:
+        con.close()
+    return {
+        "ok": not mismatches and not missing and rows == sql_rows,
+        "rows": int(rows),
+        "sql_rows": int(sql_rows),
+        "missing": int(missing),
+        "columns": columns,
+        "mismatches": mismatches,
+        "examples": sample,
+    }

@@ -1,0 +1,39 @@
+"""Check tasks: Great Expectations on the scores, and the JAX-vs-SQL differential check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.dataset as ds
+from prefect import task
+
+from rlhf_core.contract import load_contract
+from rlhf_core.errors import DataError
+from rlhf_core.io.quality import check_table
+from rlhf_core.io.verify_scores import compare_scores_with_sql
+from tasks.policies import IO_RETRY_OPTIONS
+
+
+@task(name="check-scores-quality", **IO_RETRY_OPTIONS)
+def check_scores_quality(score_paths: list[str], max_failure_rate: float, run_id: str) -> dict[str, Any]:
+    """Run the ``scores`` suite; scores are derived data, so any failing row fails the run."""
+    table = ds.dataset(score_paths, format="parquet").to_table()
+    result = check_table("scores", table, run_id=run_id, max_failure_rate=0.0)
+    return {"rows": table.num_rows, "failure_rate": result.failure_rate, "suite": result.suite_result}
+
+
+@task(name="verify-scores-with-sql", **IO_RETRY_OPTIONS)
+def verify_scores_with_sql(contract_path: str, response_paths: list[str], score_paths: list[str]) -> dict[str, Any]:
+    """Re-score the run with the contract's SQL in DuckDB; every row must agree with the lake.
+
+    Raises:
+        DataError: A row is missing or an output column disagrees (names column and row).
+    """
+    report = compare_scores_with_sql(load_contract(contract_path).program, response_paths, score_paths)
+    if not report["ok"]:
+        raise DataError(
+            f"JAX and SQL scores disagree: {report['mismatches']} mismatching rows by column, "
+            f"{report['missing']} missing, e.g. {report['examples'][:1]}; this is a compiler bug, "
+            "please report it with the contract"
+        )
+    return report
