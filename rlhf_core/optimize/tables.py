@@ -70,7 +70,8 @@ def scores_to_tensor(
     def pad(values: np.ndarray, fill: object) -> np.ndarray:
         return np.where(valid, values[take], fill)
 
-    utils = np.stack([pad(_column(scores, f"u_{s}", pa.float32()), 0.0) for s in stakeholders], -1)
+    utils = np.stack([pad(_column(scores, f"u_{s}", pa.float32()), 0.0) for s in stakeholders]
+                     or [np.zeros((n_p, n_c), np.float32)], -1)[..., : len(stakeholders)]
     veto = _column(scores, "veto", pa.bool_()) if "veto" in scores.column_names else np.zeros(len(pids), bool)
     ok_rows = (_column(scores, prompt_ok_column, pa.bool_()) if prompt_ok_column in scores.column_names
                else np.ones(len(pids), bool))
