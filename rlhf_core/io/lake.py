@@ -351,13 +351,15 @@ class Lake:
         Raises:
             LakeError: If the table or the requested run has no data.
         """
-        data = self.dataset(table)
-        if run_id is not None:
-            if not self.part_paths(table, run_id):
-                raise LakeError(f"lake table {table!r} has no partition for run {run_id}; "
-                                f"runs present: {', '.join(self.list_runs(table)) or 'none'}")
-            by_run = ds.field(PARTITION_KEY) == run_id
-            filter = by_run if filter is None else (filter & by_run)
+        if run_id is None:
+            return self.dataset(table).to_table(columns=columns, filter=filter)
+        parts = self.part_paths(table, run_id)
+        if not parts:
+            raise LakeError(f"lake table {table!r} has no partition for run {run_id}; "
+                            f"runs present: {', '.join(self.list_runs(table)) or 'none'}")
+        # Only this partition's files are opened, however many runs the table holds.
+        data = ds.dataset(parts, format="parquet", filesystem=self.fs, partitioning=_HIVE,
+                          partition_base_dir=self.table_path(table))
         return data.to_table(columns=columns, filter=filter)
 
     def count_rows(self, table: str, run_id: str | None = None) -> int:
