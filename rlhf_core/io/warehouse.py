@@ -11,6 +11,7 @@ read-only connection with bound ``?`` parameters.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,12 +51,12 @@ class Warehouse:
     """The lake's DuckDB warehouse.
 
     Args:
-        lake: The lake to cover; the one named by ``RLHF_WIZARD_HOME`` by default. For a lake on
+        lake: The lake (or its root) to cover; ``RLHF_WIZARD_HOME`` by default. For a lake on
             a remote filesystem the views live in an in-memory database rebuilt per connection.
     """
 
-    def __init__(self, lake: Lake | None = None) -> None:
-        self.lake = lake or Lake.from_env()
+    def __init__(self, lake: Lake | str | os.PathLike[str] | None = None) -> None:
+        self.lake = lake if isinstance(lake, Lake) else Lake(lake)
         self.path = self.lake.path(WAREHOUSE_FILE) if is_local(self.lake.fs) else None
 
     def _location(self, *parts: str) -> str:

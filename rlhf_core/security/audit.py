@@ -164,12 +164,12 @@ class AuditLog:
     """The lake's audit log.
 
     Args:
-        lake: The lake whose ``audit/`` directory holds the log (local filesystems only, since
+        lake: The lake (or its root) whose ``audit/`` directory holds the log (local only, since
             appends need ``flock``, ``O_APPEND`` and ``fsync``).
     """
 
-    def __init__(self, lake: Lake | None = None) -> None:
-        self.lake = lake or Lake.from_env()
+    def __init__(self, lake: Lake | str | os.PathLike[str] | None = None) -> None:
+        self.lake = lake if isinstance(lake, Lake) else Lake(lake)
         if not is_local(self.lake.fs):
             raise LakeError(f"the audit log needs a local lake root, got {self.lake.root}; set "
                             "RLHF_WIZARD_HOME to a local directory for audit logging")

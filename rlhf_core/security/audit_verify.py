@@ -183,12 +183,12 @@ def _check_tail(log: AuditLog, by_seq: Mapping[int, AuditEntry], last: AuditEntr
 
 
 def verify_audit(
-    lake: Lake | None = None, public_keys: Mapping[str, Ed25519PublicKey] | None = None
+    lake: Lake | str | os.PathLike[str] | None = None, public_keys: Mapping[str, Ed25519PublicKey] | None = None
 ) -> AuditReport:
     """Check the whole audit log and its checkpoint.
 
     Args:
-        lake: The lake (``RLHF_WIZARD_HOME`` by default).
+        lake: The lake or its root (``RLHF_WIZARD_HOME`` by default).
         public_keys: Trusted operator keys by key id; by default the lake's ``keys/operator.pub``
             and the ``.pub`` beside ``RLHF_WIZARD_OPERATOR_KEY``.
 

@@ -262,3 +262,8 @@ def test_non_canonical_edits_are_detected(log: AuditLog) -> None:
     _write(log, [*lines[:1], lines[1].replace(b'"actor":', b'"actor": '), *lines[2:]])
     assert _problems() == ["audit.log line 2 (seq 1): the line is not in the canonical form the log "
                            "writes (fields added or reformatted) — it was edited"]
+
+
+def test_root_path_accepted_everywhere(log: AuditLog, wizard_home: Path) -> None:
+    assert verify_audit(str(wizard_home)).entries == 6
+    assert len(AuditLog(wizard_home).entries()) == 6
