@@ -20,12 +20,19 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent, DocumentStartEvent, NodeEvent
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    NodeEvent,
+)
 
 from rlhf_core.contract.spec import ContractSpec, LocatedValueError
 from rlhf_core.errors import ContractSchemaError
 
 MAX_CONTRACT_BYTES = 512 * 1024
+MAX_YAML_DEPTH = 32
 
 Loc = tuple[str | int, ...]
 
@@ -123,9 +130,18 @@ def read_contract_text(path: str | Path) -> str:
 
 def _check_events(yaml: YAML, text: str, file: str) -> None:
     documents = 0
+    depth = 0
     for event in yaml.parse(io.StringIO(text)):
         mark = event.start_mark
         where = (file, mark.line + 1, mark.column + 1) if mark is not None else (file, 1, 1)
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ContractSchemaError(
+                    f"YAML nests deeper than {MAX_YAML_DEPTH} levels; contracts are shallow", *where
+                )
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
         if isinstance(event, DocumentStartEvent):
             documents += 1
             if documents > 1:

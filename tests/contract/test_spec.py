@@ -174,6 +174,8 @@ BAD: list[tuple[str, str, type[ContractError], int, str]] = [
      ContractSchemaError, 3, "inputs"),
     ("not a mapping", "- just\n- a list\n", ContractSchemaError, 1, "must be a YAML mapping"),
     ("two documents", BASE + "---\ncontract: x\n", ContractSchemaError, 19, "one contract per file"),
+    ("deep YAML nesting", BASE + "extra: " + "[" * 5000 + "]" * 5000 + "\n", ContractSchemaError,
+     19, "YAML nests deeper than 32 levels"),
     ("deep nesting", _replace_line(10, "    utility: " + "(" * 10_000 + "1" + ")" * 10_000),
      ContractSyntaxError, 10, ""),
 ]
