@@ -24,7 +24,6 @@ import pyarrow as pa
 from pydantic import SecretStr
 
 from rlhf_core.errors import (
-    CircuitOpenError,
     RemoteResponseError,
     RemoteRetriesExhaustedError,
     RemoteScoringError,
@@ -204,8 +203,8 @@ async def ascore_table_remote(
     ids = (table.column(config.id_column).cast(pa.string()).to_pylist()
            if config.id_column in table.column_names else [None] * len(keys))
     quarantine = pa.table(
-        [quarantined, [ids[i] for i in quarantined], [keys[i] for i in quarantined], [reasons[keys[i]] for i in quarantined],
-         [endpoint] * len(quarantined)],
+        [quarantined, [ids[i] for i in quarantined], [keys[i] for i in quarantined],
+         [reasons[keys[i]] for i in quarantined], [endpoint] * len(quarantined)],
         schema=QUARANTINE_SCHEMA,
     )
     scores_table = pa.table({
@@ -229,12 +228,14 @@ async def ascore_table_remote(
     logger.info("remote scoring %s run %s: %s", endpoint, run_id, stats.as_dict())
     if stats.rows_failed and raise_on_failure:
         cause = fatal[0] if fatal else failures[0]
-        summary = (f"{endpoint} run {run_id}: {stats.rows_failed} of {stats.rows} rows unscored "
-                   f"({stats.rows_scored} scored and cached, {stats.rows_quarantined} quarantined); "
-                   f"re-run after fixing the cause: only unscored rows are re-requested. Cause: {cause}")
-        if isinstance(cause, CircuitOpenError | RemoteRetriesExhaustedError | RemoteScoringError):
-            raise type(cause)(summary) from cause
-        raise cause
+        if not isinstance(cause, RemoteScoringError):
+            raise cause
+        kept, rerun = (("scored and cached", "only unscored rows are re-requested")
+                       if cache is not None else ("scored, cache off", "every row is re-requested"))
+        raise type(cause)(
+            f"{endpoint} run {run_id}: {stats.rows_failed} of {stats.rows} rows unscored "
+            f"({stats.rows_scored} {kept}, {stats.rows_quarantined} quarantined); re-run after "
+            f"fixing the cause ({rerun}). Cause: {cause}") from cause
     if fatal and raise_on_failure:
         raise fatal[0]
     return scores_table, quarantine, stats
