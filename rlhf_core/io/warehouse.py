@@ -29,7 +29,8 @@ from rlhf_core.io.lake import PARTITION_KEY, Lake, check_table_name
 WAREHOUSE_FILE = "warehouse.duckdb"
 AUDIT_VIEW = "audit"
 _LOCK_RETRIES = 20
-_RECORD = "_wizard_view_sources"
+_META_SCHEMA = "wizard_meta"
+_RECORD = f"{_META_SCHEMA}.view_sources"
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 __all__ = ["AUDIT_VIEW", "WAREHOUSE_FILE", "Warehouse", "quote_identifier"]
@@ -127,13 +128,15 @@ class Warehouse:
         for name, source in sorted(sources.items()):
             con.sql(f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS {source}")
         if self.path is not None:
+            con.sql(f"CREATE SCHEMA IF NOT EXISTS {_META_SCHEMA}")
             con.sql(f"CREATE OR REPLACE TABLE {_RECORD} (name VARCHAR, source VARCHAR)")
             for name, source in sorted(sources.items()):
                 con.sql(f"INSERT INTO {_RECORD} VALUES (?, ?)", params=[name, source])
 
     def _recorded_sources(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         """The view sources the last refresh wrote (empty if never refreshed)."""
-        if _RECORD not in {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}:
+        tables = con.sql("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+        if (_META_SCHEMA, "view_sources") not in set(tables):
             return {}
         return dict(con.sql(f"SELECT name, source FROM {_RECORD}").fetchall())
 

@@ -167,7 +167,8 @@ def load_operator_key(lake: Lake) -> OperatorKey:
 def trusted_operator_keys(lake: Lake) -> dict[str, Ed25519PublicKey]:
     """Public keys trusted by default when verifying: the lake's and the configured operator's.
 
-    Only ``.pub`` files are read (no passphrase needed). For an independent check, pin the
+    ``.pub`` files are read (the configured key's public half is derived from it only when it
+    has no ``.pub`` and the passphrase is set). For an independent check, pin the
     expected key instead (``rlhf-wizard audit verify --pubkey``), since whoever can rewrite the
     log can also replace ``<root>/keys/operator.pub``.
     """
@@ -180,4 +181,9 @@ def trusted_operator_keys(lake: Lake) -> dict[str, Ed25519PublicKey]:
         if path.is_file():
             public = parse_public_key(path.read_text(encoding="utf-8"), where=str(path))
             keys[key_id_of(public)] = public
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if configured and passphrase and not candidates[-1].is_file():
+        # No .pub beside the configured key: derive it (needs the passphrase).
+        public = _load_private(Path(configured).expanduser(), passphrase).public_key()
+        keys[key_id_of(public)] = public
     return keys

@@ -130,6 +130,8 @@ def test_views_follow_a_moved_lake(lake: Lake, tmp_path: Path) -> None:
     n = Warehouse(relocated).query("SELECT count(*) AS n FROM scores").column("n").to_pylist()
     assert n == [7]
     assert Warehouse(relocated).views() == ["scores"]
+    shown = Warehouse(relocated).query("SHOW TABLES").column("name").to_pylist()
+    assert shown == ["scores"]  # the refresh bookkeeping lives in its own schema
 
 
 @pytest.mark.integration

@@ -192,6 +192,8 @@ def test_operator_key_from_environment(wizard_home: Path, tmp_path: Path,
     assert entry.key_id == key_id_of(key.public_key())
     assert not (wizard_home / "keys/operator.pem").exists()
     assert verify_audit().ok
+    (tmp_path / "operator.pub").unlink()  # without the .pub, the public half is derived
+    assert verify_audit().ok
 
 
 def test_append_audit_uses_the_env_lake(wizard_home: Path) -> None:
