@@ -245,13 +245,16 @@ def _error_message(err: Mapping[str, Any]) -> str:
         return "required key is missing; add it"
     if kind in ("int_type", "float_type"):
         return f"expected a number, got {err.get('input')!r}"
+    if kind == "too_short":
+        need = (err.get("ctx") or {}).get("min_length", 1)
+        return f"needs at least {need} entry; declare one"
     if kind == "literal_error":
-        return f"{msg}, got {err.get('input')!r}"
+        return f"{msg.replace('Input should be', 'must be')}, got {err.get('input')!r}"
     if kind == "string_pattern_mismatch":
         return f"{err.get('input')!r} has the wrong format: {_pattern_hint(err)}"
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return msg
+        return msg[len("Value error, "):]
+    return f"{msg.replace('Input should be', 'must be')}, got {err.get('input')!r}; fix the value"
 
 
 def _pattern_hint(err: Mapping[str, Any]) -> str:
