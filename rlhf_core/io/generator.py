@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ BLOCK_PROMPTS = 16_384
 """Prompts per random block; chunks are whole blocks so output never depends on chunk size."""
 
 MAX_ROWS = 100_000_000
+MAX_CANDIDATES = 64
 
 _VERBS = pa.array(
     ["Explain", "Summarise", "Compare", "Critique", "Outline", "Describe", "Plan", "Debug"]
@@ -90,6 +92,22 @@ _STYLES = pa.array(
 )
 
 
+_CANDIDATE_LABELS = pa.array([str(i) for i in range(MAX_CANDIDATES)])
+
+
+@cache
+def _response_vocabulary() -> pa.Array:
+    """Every response text: style x topic x candidate label (one ``take`` per row)."""
+    return pa.array(
+        [
+            f"{style} about {topic} (candidate {c})."
+            for style in _STYLES.to_pylist()
+            for topic in _TOPICS.to_pylist()
+            for c in range(MAX_CANDIDATES)
+        ]
+    )
+
+
 def _clip(values: np.ndarray) -> np.ndarray:
     return np.clip(values, 0.0, 4.0).astype(np.float32)
 
@@ -118,40 +136,38 @@ def _block(
     p_unsafe = 1.0 / (1.0 + np.exp(2.6 + 0.8 * z - 0.5 * d))
     unsafe = rng.random(n) < p_unsafe
     severity = np.where(unsafe, 1 + (noise[5] > 0.2) + (noise[5] > 1.2), 0).astype(np.int8)
-    prompt_index = first_prompt + prompt_of
-    candidate = np.tile(np.arange(candidates), n_prompts)
-    prompt_num = pc.cast(pa.array(prompt_index), pa.string())
-    prompt_id = pc.binary_join_element_wise("p", pc.utf8_lpad(prompt_num, 10, "0"), "")
-    cand = pc.cast(pa.array(candidate), pa.string())
-    topic_col = _TOPICS.take(pa.array(topic[prompt_of]))
-    prompt = pc.binary_join_element_wise(
-        _VERBS.take(pa.array(verb[prompt_of])),
+    take = pa.array(prompt_of)
+    prompt_num = pc.cast(pa.array(first_prompt + np.arange(n_prompts)), pa.string())
+    prompt_ids = pc.binary_join_element_wise("p", pc.utf8_lpad(prompt_num, 10, "0"), "")
+    topics = _TOPICS.take(pa.array(topic))
+    prompts = pc.binary_join_element_wise(
+        _VERBS.take(pa.array(verb)),
         " ",
-        topic_col,
+        topics,
         " for ",
-        _AUDIENCES.take(pa.array(audience[prompt_of])),
+        _AUDIENCES.take(pa.array(audience)),
         " (prompt ",
         prompt_num,
         ").",
         "",
     )
-    response = pc.binary_join_element_wise(
-        _STYLES.take(pa.array(rng.integers(0, len(_STYLES), n))),
-        " about ",
-        topic_col,
-        " (candidate ",
-        cand,
-        ").",
-        "",
+    prompt_id = prompt_ids.take(take)
+    cand = np.tile(np.arange(candidates), n_prompts)
+    style = rng.integers(0, len(_STYLES), n)
+    vocabulary = _response_vocabulary()
+    response = vocabulary.take(
+        pa.array((style * len(_TOPICS) + topic[prompt_of]) * MAX_CANDIDATES + cand)
     )
     columns = {
         "prompt_id": prompt_id,
-        "response_id": pc.binary_join_element_wise(prompt_id, "-c", cand, ""),
-        "prompt": prompt,
+        "response_id": pc.binary_join_element_wise(
+            prompt_id, "-c", _CANDIDATE_LABELS.take(pa.array(cand)), ""
+        ),
+        "prompt": prompts.take(take),
         "response": response,
-        "source": pa.array(np.full(n, "synthetic", dtype=object), pa.string()),
+        "source": pa.repeat(pa.scalar("synthetic"), n),
         "source_line": None,
-        "ingest_run": pa.array(np.full(n, run_id, dtype=object), pa.string()),
+        "ingest_run": pa.repeat(pa.scalar(run_id), n),
         "helpfulness": helpfulness,
         "correctness": correctness,
         "coherence": coherence,
@@ -190,8 +206,8 @@ def iter_synthetic(
     """
     if not 1 <= rows <= MAX_ROWS:
         raise ValueError(f"rows must be between 1 and {MAX_ROWS:,}, got {rows:,}")
-    if candidates < 1 or chunk_rows < 1:
-        raise ValueError("candidates and chunk_rows must be at least 1")
+    if not 1 <= candidates <= MAX_CANDIDATES or chunk_rows < 1:
+        raise ValueError(f"candidates must be 1..{MAX_CANDIDATES} and chunk_rows at least 1")
     run_id = run_id or f"synthetic-seed{seed}"
     prompts = -(-rows // candidates)
     blocks_per_chunk = max(1, chunk_rows // (BLOCK_PROMPTS * candidates))
@@ -204,10 +220,10 @@ def iter_synthetic(
         produced += table.num_rows
         pending.append(table)
         if len(pending) == blocks_per_chunk:
-            yield pa.concat_tables(pending).combine_chunks()
+            yield pa.concat_tables(pending)
             pending = []
     if pending:
-        yield pa.concat_tables(pending).combine_chunks()
+        yield pa.concat_tables(pending)
 
 
 def generate_table(
