@@ -35,17 +35,36 @@ def mean_utilities(weight: jax.Array, utils: jax.Array, allowed: jax.Array) -> j
     return jnp.sum(jnp.where(has_any[:, None], picked, 0.0), axis=0) / n
 
 
+def batch_mean_utilities(weights: jax.Array, utils: jax.Array, allowed: jax.Array) -> jax.Array:
+    """:func:`mean_utilities` for a batch of weights ``[B, S] -> [B, S]``.
+
+    The chosen candidates become a one-hot ``[B, P, C]`` tensor, and the means one contraction
+    with ``utils`` (a matmul, instead of a per-weight gather).
+    """
+    has_any = jnp.any(allowed, axis=1)
+    score = jnp.where(allowed[None], jnp.einsum("pcs,bs->bpc", utils, weights), -jnp.inf)
+    pick = jax.nn.one_hot(jnp.argmax(score, axis=2), utils.shape[1], dtype=utils.dtype)
+    pick = pick * has_any[None, :, None].astype(utils.dtype)
+    n = jnp.maximum(jnp.sum(has_any), 1)
+    return jnp.einsum("bpc,pcs->bs", pick, utils) / n
+
+
 def make_pareto_evaluator(
     chunk: int = 32,
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
     """Jitted ``evaluate(weights [W, S], utils [P, C, S], allowed [P, C]) -> [W, S]``.
 
     Args:
-        chunk: Weight vectors evaluated together (vmapped); bounds peak memory.
+        chunk: Weight vectors evaluated together; bounds peak memory at ``chunk × P × C``.
     """
 
     def evaluate(weights: jax.Array, utils: jax.Array, allowed: jax.Array) -> jax.Array:
-        return jax.lax.map(lambda w: mean_utilities(w, utils, allowed), weights, batch_size=chunk)
+        n_w, n_s = weights.shape
+        n_chunks = -(-n_w // chunk)
+        padded = jnp.zeros((n_chunks * chunk, n_s), weights.dtype).at[:n_w].set(weights)
+        out = jax.lax.map(lambda w: batch_mean_utilities(w, utils, allowed),
+                          padded.reshape(n_chunks, chunk, n_s))
+        return out.reshape(n_chunks * chunk, n_s)[:n_w]
 
     return jax.jit(evaluate)
 
