@@ -26,7 +26,13 @@ from rlhf_core.security.dsse import (
     read_envelope,
     write_envelope,
 )
-from rlhf_core.security.keys import key_id, load_private_key, parse_public_key, public_key_string
+from rlhf_core.security.keys import (
+    key_id,
+    load_private_key,
+    parse_public_key,
+    public_key_string,
+    resolve_passphrase,
+)
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,10 @@ def require_approved(contract_path: str | Path, contract: LoadedContract | None 
 
 
 def sign(
-    contract_path: str | Path, key_path: str | Path, stakeholder: str, passphrase: bytes
+    contract_path: str | Path,
+    key_path: str | Path,
+    stakeholder: str,
+    passphrase: bytes | None = None,
 ) -> ApprovalReport:
     """Add one stakeholder's signature to the contract's envelope (created if absent).
 
@@ -231,7 +240,8 @@ def sign(
         contract_path: The contract YAML file.
         key_path: The stakeholder's encrypted private key file.
         stakeholder: The declared stakeholder name signing.
-        passphrase: Passphrase of the private key.
+        passphrase: Passphrase of the private key (default: ``RLHF_WIZARD_KEY_PASSPHRASE``
+            or a prompt, see :func:`rlhf_core.security.keys.resolve_passphrase`).
 
     Returns:
         The approval report after signing.
@@ -253,7 +263,7 @@ def sign(
         raise SignatureError(
             f"{contract_path}: stakeholder '{stakeholder}' declares no public_key; add it first"
         )
-    private = load_private_key(key_path, passphrase)
+    private = load_private_key(key_path, passphrase or resolve_passphrase())
     if public_key_string(private.public_key()) != holder.public_key:
         raise SignatureError(
             f"{key_path}: this key is not the public_key declared for '{stakeholder}'"
