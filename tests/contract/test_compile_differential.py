@@ -39,7 +39,9 @@ def assert_tables_agree(jax_out: pa.Table, sql_out: pa.Table) -> None:
     for name in jax_out.column_names:
         got = jax_out.column(name).to_numpy(zero_copy_only=False)
         want = sql_out.column(name).to_numpy(zero_copy_only=False)
-        if got.dtype == bool or want.dtype == bool:
+        if got.dtype == object or want.dtype == object:
+            assert got.tolist() == want.tolist(), name
+        elif got.dtype == bool or want.dtype == bool:
             mismatch = np.flatnonzero(got != want)
             assert mismatch.size == 0, f"{name} differs at rows {mismatch[:5]}"
         else:

@@ -6,9 +6,10 @@ reductions (``jax.ops.segment_min`` / ``segment_max`` over dense prompt indices)
 rows; a program without quantifiers takes the fast path and ignores the segment arguments.
 
 Numeric literals of the contract travel into the compiled function as a small runtime float32
-vector rather than as compile-time constants: XLA rewrites ``x / c`` into ``x * (1/c)`` for
-constant ``c``, which is not the IEEE quotient, and the DuckDB program (which divides exactly)
-must agree with this one on every comparison. Products with the derived aggregation constants
+vector rather than as compile-time constants, and a division by a scalar (other than a literal
+power of two) divides by a materialised array: XLA rewrites ``x / c`` into ``x * (1/c)``, which
+is not the IEEE quotient, and the DuckDB program (which divides exactly) must agree with this
+one on every comparison. Products with the derived aggregation constants
 (weights, ideal points) may be contracted into FMAs by XLA; the resulting last-bit differences
 stay within the 1e-4 relative tolerance documented for rewards.
 
@@ -127,6 +128,15 @@ class CompiledContract:
     __call__ = fn
 
 
+def _ieee_divide(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a / b`` as the IEEE quotient: XLA:CPU turns a division by a broadcast scalar into a
+    multiplication by its reciprocal (off by an ulp), so a scalar divisor is materialised
+    behind an optimisation barrier first."""
+    if jnp.ndim(b) == 0 and jnp.ndim(a) > 0:
+        b = jax.lax.optimization_barrier(jnp.broadcast_to(b, jnp.shape(a)))
+    return a / b
+
+
 @functools.lru_cache(maxsize=128)
 def compile_jax(program: ContractProgram) -> CompiledContract:
     """Compile ``program`` once (cached per program; programs are frozen and hashable).
@@ -146,7 +156,7 @@ def compile_jax(program: ContractProgram) -> CompiledContract:
         indices_are_sorted: bool,
     ) -> ContractOutputs:
         cols = _prepare(program, columns, jnp)
-        lowering = Lowering(jnp, lambda v: consts[index[v]], jax.nn.sigmoid)
+        lowering = Lowering(jnp, lambda v: consts[index[v]], jax.nn.sigmoid, _ieee_divide)
 
         def quantifier(kind: str, body: jax.Array) -> jax.Array:
             reduce = jax.ops.segment_max if kind == "EXISTS" else jax.ops.segment_min

@@ -24,6 +24,7 @@ Semantics (identical in the DuckDB SQL compiler):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -90,6 +91,14 @@ def clause_cost(clause: Clause) -> float:
     return penalty * (1.0 if clause.severity is None else float(clause.severity))
 
 
+def _exact_reciprocal(divisor: Expr) -> bool:
+    """A literal power of two: multiplying by its reciprocal is the exact quotient."""
+    if not isinstance(divisor, Num) or divisor.value == 0:
+        return False
+    mantissa, _ = math.frexp(abs(float(divisor.value)))
+    return mantissa == 0.5
+
+
 def _type_error(node: Expr, message: str) -> ContractTypeError:
     pos = node.pos
     return ContractTypeError(message, pos.file, pos.line, pos.col, pos.source_line)
@@ -102,12 +111,21 @@ class Lowering:
         xp: Array namespace (``jax.numpy`` or ``numpy``).
         const: Maps a literal value to a float32 scalar (traced or concrete).
         sigmoid: The namespace's logistic function.
+        divide: IEEE division ``a / b`` (the JAX backend keeps XLA from turning a division
+            by a scalar into a multiplication by its reciprocal).
     """
 
-    def __init__(self, xp: Any, const: Callable[[float], Array], sigmoid: Callable) -> None:
+    def __init__(
+        self,
+        xp: Any,
+        const: Callable[[float], Array],
+        sigmoid: Callable,
+        divide: Callable[[Array, Array], Array] | None = None,
+    ) -> None:
         self.xp = xp
         self.const = const
         self.sigmoid = sigmoid
+        self.divide = divide or (lambda a, b: a / b)
 
     def expr(self, e: Expr, cols: Mapping[str, Array], var: str | None = None) -> Array:
         """Array value of ``e``; ``var`` is the quantifier variable when inside one."""
@@ -129,6 +147,8 @@ class Lowering:
             return -inner if e.op == "-" else xp.logical_not(inner)
         if isinstance(e, Binary):
             a, b = self.expr(e.left, cols, var), self.expr(e.right, cols, var)
+            if e.op == "/" and not _exact_reciprocal(e.right):
+                return self.divide(a, b)
             ops = {
                 "+": lambda: a + b,
                 "-": lambda: a - b,
