@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,9 +39,10 @@ def generate(
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed (same seed -> identical files).")
     ] = 0,
-    out: Annotated[Path, typer.Option("--out", help="Output directory for part-*.parquet.")] = Path(
-        ".wizard/synthetic"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory (default $RLHF_WIZARD_HOME/synthetic)."),
+    ] = None,
     candidates: Annotated[
         int, typer.Option("--candidates", min=1, help="Responses per prompt.")
     ] = 4,
@@ -51,6 +53,8 @@ def generate(
     """Write deterministic synthetic responses (prompts x candidates) as chunked Parquet."""
     from rlhf_core.io.generator import write_synthetic
 
+    if out is None:
+        out = Path(os.environ.get("RLHF_WIZARD_HOME", ".wizard")) / "synthetic"
     started = time.perf_counter()
     try:
         paths = write_synthetic(out, rows, seed, candidates=candidates, chunk_rows=chunk_rows)
@@ -128,6 +132,7 @@ def ingest_command(
         "quarantined": gated.quarantine.num_rows,
         "duplicates": result.duplicates,
         "paths": paths,
+        "quality": gated.summary,
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

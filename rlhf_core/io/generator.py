@@ -245,7 +245,8 @@ def write_synthetic(
     """Write the synthetic table as ``part-00000.parquet``, ... under ``out_dir``, atomically.
 
     Each chunk is one zstd Parquet file (one row group per random block, so row groups never
-    split a prompt), published by temp file + rename. Memory stays bounded by one chunk.
+    split a prompt), published by temp file + rename; parts left from an earlier, larger run
+    in the same directory are removed. Memory stays bounded by one chunk.
 
     Returns:
         The written paths, in order.
@@ -265,4 +266,7 @@ def write_synthetic(
             ),
         )
         paths.append(target)
+    for stale in out.glob("part-*.parquet"):
+        if stale not in paths:
+            stale.unlink()  # parts of an earlier, larger run in the same directory
     return paths

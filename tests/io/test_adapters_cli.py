@@ -104,3 +104,9 @@ def test_generate_command_writes_parquet(tmp_path: Path) -> None:
     table = pq.read_table(out / "part-00000.parquet")
     assert table.num_rows == 1000
     assert table.column("prompt_id").to_pylist()[:4] == ["p0000000000"] * 4
+
+
+def test_generate_defaults_to_wizard_home(wizard_home: Path) -> None:
+    result = CliRunner().invoke(_app(), ["data", "generate", "--rows", "10", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (wizard_home / "synthetic").iterdir()] == ["part-00000.parquet"]

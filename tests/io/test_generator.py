@@ -82,3 +82,10 @@ def test_attributes_are_correlated() -> None:
 def test_size_limits(rows: int) -> None:
     with pytest.raises(ValueError, match="rows must be between"):
         next(iter_synthetic(rows, seed=0))
+
+
+def test_rewrite_with_fewer_rows_leaves_no_stale_parts(tmp_path: Path) -> None:
+    write_synthetic(tmp_path, 150_000, seed=1, chunk_rows=65_536)
+    paths = write_synthetic(tmp_path, 70_000, seed=1, chunk_rows=65_536)
+    assert sorted(tmp_path.iterdir()) == paths
+    assert sum(pq.ParquetFile(p).metadata.num_rows for p in paths) == 70_000
