@@ -61,7 +61,7 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
             run_id=params.run_id, lake_root=params.lake_root,
             shard_rows=params.config.scoring.shard_rows), params.config.dask)
         counts["scored"] = scored["rows"]
-        quality = check_scores_quality(scored["paths"], params.config.quality.max_failure_rate, params.run_id)
+        quality = check_scores_quality(scored["paths"], params.run_id, params.lake_root)
         verified = (verify_scores_with_sql(params.contract, ingest["response_paths"], scored["paths"])
                     if params.config.scoring.differential_check else None)
         summary = publish_score_summary(params.run_id, params.lake_root, scored["paths"],

@@ -38,9 +38,10 @@ def _register_all() -> None:
         pipeline,
         plan,
         query,
+        report,
     )
 
-    for module in (contract, data, pipeline, query, audit, optimize, plan, ops):
+    for module in (contract, data, pipeline, query, audit, optimize, plan, report, ops):
         module.register(app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow.dataset as ds
@@ -9,16 +10,19 @@ from prefect import task
 
 from rlhf_core.contract import load_contract
 from rlhf_core.errors import DataError
+from rlhf_core.io.lake import Lake
 from rlhf_core.io.quality import check_table
 from rlhf_core.io.verify_scores import compare_scores_with_sql
 from tasks.policies import IO_RETRY_OPTIONS
 
 
 @task(name="check-scores-quality", **IO_RETRY_OPTIONS)
-def check_scores_quality(score_paths: list[str], max_failure_rate: float, run_id: str) -> dict[str, Any]:
+def check_scores_quality(score_paths: list[str], run_id: str, lake_root: str) -> dict[str, Any]:
     """Run the ``scores`` suite; scores are derived data, so any failing row fails the run."""
     table = ds.dataset(score_paths, format="parquet").to_table()
     result = check_table("scores", table, run_id=run_id, max_failure_rate=0.0)
+    Lake(lake_root).write_file_atomic(f"artifacts/{run_id}/quality-scores.json",
+                                      json.dumps(result.suite_result, default=str, indent=2).encode())
     return {"rows": table.num_rows, "failure_rate": result.failure_rate, "suite": result.suite_result}
 
 

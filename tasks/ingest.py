@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -85,6 +86,11 @@ def ingest_source(
     paths = lake.commit_partition("responses", run_id, expected_parts=len(parts))
     lake.write_partition("preferences", run_id, preferences.accepted, preferences.accepted.schema)
     lake.write_partition("quarantine", run_id, quarantine, QUARANTINE_SCHEMA)
+    lake.write_file_atomic(
+        f"artifacts/{run_id}/quality-ingest.json",
+        json.dumps({"responses": responses.suite_result, "preferences": preferences.suite_result,
+                    "source_quarantined": result.quarantine.num_rows}, default=str, indent=2).encode(),
+    )
     reasons = Counter(pc.fill_null(quarantine.column("rule"), "?").to_pylist())
     return {
         "source": source,
