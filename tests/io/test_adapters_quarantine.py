@@ -161,3 +161,44 @@ def test_rows_are_conserved_under_any_mutation(
     assert not kept & dropped
     good = {i for i, op in enumerate(ops[: len(lines)], 1) if op == "keep"}
     assert kept == good
+
+
+def test_ultrafeedback_message_lists_and_missing_assistant(tmp_path: Path) -> None:
+    def chat(reply: str | None) -> list[dict]:
+        messages = [{"role": "user", "content": "hi?"}]
+        return messages + ([{"role": "assistant", "content": reply}] if reply is not None else [])
+
+    lines = [
+        {
+            "prompt": "hi?",
+            "chosen": chat("hello"),
+            "rejected": chat("go away"),
+            "metadata": {"score_chosen": 8, "score_rejected": 2},
+        },
+        {
+            "prompt": "hi?",
+            "chosen": chat("hey"),
+            "rejected": chat("yo"),
+            "metadata": {"score_chosen": 5, "score_rejected": 5},
+        },
+        {
+            "prompt": "hi?",
+            "chosen": chat(None),
+            "rejected": chat("yo"),
+            "metadata": {"score_chosen": 5, "score_rejected": 4},
+        },
+        {
+            "prompt": "hi?",
+            "chosen": chat("a"),
+            "rejected": chat("b"),
+            "metadata": {"score_chosen": "9"},
+        },
+    ]
+    path = tmp_path / "uf.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    result = ingest(path, adapter="ultrafeedback", run_id="uf")
+    assert result.responses["response"].to_pylist() == ["hello", "go away", "hey", "yo"]
+    assert result.preferences["better"].to_pylist() == [1, 0]
+    assert result.preferences["margin"].to_pylist() == [6.0, 0.0]
+    assert result.quarantine["rule"].to_pylist() == ["missing_field", "wrong_type"]
+    assert "no assistant message" in result.quarantine["reason"][0].as_py()
