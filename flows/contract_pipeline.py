@@ -9,8 +9,10 @@ from flows.config import PipelineConfig
 from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
 from flows.score_responses import ScoreResponsesParams, score_responses_with
 from flows.validate_contract import ValidateContractParams, validate_contract
+from rlhf_core.io.remote import EndpointConfig
 from tasks.checks import check_scores_quality, verify_scores_with_sql
 from tasks.contract import record_contract_use
+from tasks.remote import score_remote
 from tasks.reporting import publish_score_summary
 from tasks.runs import finish_run, start_run
 
@@ -27,6 +29,9 @@ class ContractPipelineParams(BaseModel):
         lake_root: Lake root.
         dry_run: Accept an unapproved contract.
         config: Pipeline settings (quality threshold, shards, Dask cluster).
+        remote_scoring: Optional reward-model endpoint whose score becomes a response column
+            (a contract input) before scoring.
+        remote_token_block: Prefect Secret block holding the endpoint's bearer token.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -39,6 +44,8 @@ class ContractPipelineParams(BaseModel):
     lake_root: str = ".wizard"
     dry_run: bool = False
     config: PipelineConfig = PipelineConfig()
+    remote_scoring: EndpointConfig | None = None
+    remote_token_block: str | None = None
 
 
 @flow(name="contract-pipeline", log_prints=True)
@@ -56,6 +63,10 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
             part_rows=params.config.scoring.shard_rows))
         counts.update(rows_in=ingest["rows_in"], accepted=ingest["accepted"],
                       quarantined=ingest["quarantined"])
+        if params.remote_scoring is not None:
+            remote = score_remote(params.run_id, params.remote_scoring, params.lake_root,
+                                  token_secret_block=params.remote_token_block)
+            counts["remote_scored"] = remote["rows_scored"]
         scored = score_responses_with(ScoreResponsesParams(
             contract=params.contract, contract_hash=contract["hash"], inputs=ingest["response_paths"],
             run_id=params.run_id, lake_root=params.lake_root,
