@@ -123,25 +123,23 @@ class IngestBuilder:
         self._pairs: dict[str, list[Any]] = {n: [] for n in self.preference_schema.names}
         self._quarantine: dict[str, list[Any]] = {n: [] for n in QUARANTINE_SCHEMA.names}
         self._seen: dict[str, tuple[Any, ...]] = {}
-        self._occurrences: dict[tuple[str, str], int] = {}
+        self._occurrences: dict[str, int] = {}
         self.duplicates = 0
         self.rows_accepted = 0
 
-    def _ids(
-        self, item: ParsedResponse, pending: dict[tuple[str, str], int]
-    ) -> tuple[str, str, bool]:
+    def _ids(self, item: ParsedResponse, pending: dict[str, int]) -> tuple[str, str, bool]:
         """``(prompt_id, response_id, repeats_earlier_text)`` for one response of a row."""
         prompt_id = content_id(self.source, item.group if item.group is not None else item.prompt)
-        key = (prompt_id, item.response)
-        count = self._occurrences.get(key, 0) + pending.get(key, 0)
-        pending[key] = pending.get(key, 0) + 1
+        base_id = content_id(prompt_id, item.response)
+        count = self._occurrences.get(base_id, 0) + pending.get(base_id, 0)
+        pending[base_id] = pending.get(base_id, 0) + 1
         if self._dedupe or count == 0:
-            return prompt_id, content_id(prompt_id, item.response), count > 0
+            return prompt_id, base_id, count > 0
         return prompt_id, content_id(prompt_id, item.response, str(count)), True
 
     def add(self, line: int, parsed: ParsedRow) -> None:
         """Add one parsed row, or raise :class:`RecordError` having added nothing."""
-        pending: dict[tuple[str, str], int] = {}
+        pending: dict[str, int] = {}
         fresh: dict[str, tuple[str, ParsedResponse, tuple[Any, ...]]] = {}
         dups = 0
         keyed = [(item, *self._ids(item, pending)) for item in parsed.responses]
