@@ -27,7 +27,14 @@ import numpy as np
 import pyarrow as pa
 
 from rlhf_core.errors import DataQualityError
-from rlhf_core.io.quality_rules import Rule, derive, derived_column, load_suite
+from rlhf_core.io.quality_rules import (
+    Rule,
+    check_column_type,
+    derive,
+    derived_column,
+    load_suite,
+    text_view,
+)
 from rlhf_core.io.schemas import QUARANTINE_SCHEMA
 
 
@@ -70,7 +77,7 @@ def _gx() -> tuple[Any, Any]:
 
 def _expectations(gx: Any, rules: Iterable[tuple[Rule, str, str]]) -> list[Any]:
     built = []
-    for rule, column, checked in rules:
+    for index, (rule, column, checked) in enumerate(rules):
         if rule.derive is not None:
             expectation = gx.expectations.ExpectColumnValuesToBeInSet(
                 column=checked, value_set=[True]
@@ -78,7 +85,7 @@ def _expectations(gx: Any, rules: Iterable[tuple[Rule, str, str]]) -> list[Any]:
         else:
             name = "".join(part.title() for part in rule.expectation.split("_"))
             expectation = getattr(gx.expectations, name)(column=checked, **rule.kwargs)
-        expectation.meta = {"rule": rule.rule, "column": column}
+        expectation.meta = {"rule": rule.rule, "column": column, "check": index}
         built.append(expectation)
     return built
 
@@ -132,6 +139,7 @@ def check_table(
     derived: dict[str, np.ndarray] = {}
     for rule in rules:
         for column in rule.resolve(table, kind):
+            check_column_type(rule, table, column, kind)
             if rule.derive is None:
                 checks.append((rule, column, column))
             elif rule.derive != "known_response" or refs is not None:
@@ -139,7 +147,10 @@ def check_table(
                 derived[name] = derive(rule, table, column, refs)
                 checks.append((rule, column, name))
     needed = sorted({c for _, c, checked in checks if checked == c})
-    frame = table.select(needed).to_pandas()
+    view = table.select(needed)
+    for position, name in enumerate(view.column_names):
+        view = view.set_column(position, name, text_view(view.column(name)))
+    frame = view.to_pandas()
     for name, values in derived.items():
         frame[name] = values
     gx, batch_definition = _gx()
@@ -155,9 +166,14 @@ def check_table(
     results = []
     for outcome in validation.results:
         meta = outcome.expectation_config.meta or {}
-        rule = next(
-            r for r, c, _ in checks if r.rule == meta.get("rule") and c == meta.get("column")
-        )
+        rule = checks[int(meta["check"])][0]
+        raised = (outcome.exception_info or {}).get("raised_exception", False)
+        if raised:
+            message = str(outcome.exception_info.get("exception_message", "")).splitlines()[0:1]
+            raise DataQualityError(
+                f"run {run_id}: {kind} rule {rule.rule} ({outcome.expectation_config.type}) could "
+                f"not run on column '{meta['column']}': {' '.join(message)}; check the column type"
+            )
         indices = [int(i) for i in outcome.result.get("unexpected_index_list") or []]
         if rule.expectation == "expect_column_values_to_be_unique":
             later = frame[meta["column"]].duplicated(keep="first").to_numpy()

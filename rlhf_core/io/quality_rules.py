@@ -71,6 +71,60 @@ class Rule:
         return names
 
 
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _is_text_or_bytes(t: pa.DataType) -> bool:
+    return _is_text(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+_TYPE_NEEDS: dict[str, tuple[str, Any]] = {
+    "expect_column_values_to_be_between": ("a number", _is_number),
+    "expect_column_values_to_not_match_regex": ("text", _is_text_or_bytes),
+    "expect_column_values_to_be_in_set": ("an integer", pa.types.is_integer),
+    "valid_text": ("text or bytes", _is_text_or_bytes),
+    "finite": ("a number", _is_number),
+    "safety_consistent": ("a boolean", pa.types.is_boolean),
+}
+
+
+def text_view(array: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """A string view of a text column; bytes that are not UTF-8 become U+FFFD.
+
+    GX's text expectations need strings; the rows whose bytes are invalid are flagged by the
+    ``valid_text`` predicate, which reads the original column.
+    """
+    if not (pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
+        return array
+    return pa.array(
+        [None if v is None else v.decode("utf-8", "replace") for v in array.to_pylist()],
+        pa.string(),
+    )
+
+
+def check_column_type(rule: Rule, table: pa.Table, column: str, suite: str) -> None:
+    """Raise if ``column`` has a type ``rule`` cannot check (a wrong-typed column, not a bad row).
+
+    Raises:
+        SchemaMismatchError: Naming the column, its type and what the rule needs.
+    """
+    need = _TYPE_NEEDS.get(rule.expectation or rule.derive or "")
+    if need is None:
+        return
+    label, accepts = need
+    actual = table.schema.field(column).type
+    if not accepts(actual):
+        raise SchemaMismatchError(
+            f"{suite} column '{column}' has type {actual}, rule {rule.rule} needs {label}; "
+            "fix the adapter/mapping dtype"
+        )
+
+
 @cache
 def load_suite(kind: str) -> tuple[Rule, ...]:
     """The rules of suite ``kind`` from ``configs/quality/<kind>.yaml`` (cached per process)."""

@@ -233,3 +233,20 @@ def test_quarantine_suite_accepts_adapter_quarantine(shared_data: Path) -> None:
     )
     checked = check_table("quarantine", result.quarantine, run_id="q")
     assert checked.accepted.num_rows == 1 and checked.quarantined.num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "needs"),
+    [
+        ("helpfulness", ["high"] * 10, "rule out_of_range needs a number"),
+        ("is_safe", [1] * 10, "rule inconsistent_safety needs a boolean"),
+        ("prompt", list(range(10)), "rule empty_text needs text"),
+    ],
+)
+def test_wrong_typed_column_is_a_schema_error(column: str, values: list, needs: str) -> None:
+    table = generate_table(10, seed=1)
+    table = table.set_column(table.schema.get_field_index(column), column, pa.array(values))
+    with pytest.raises(
+        SchemaMismatchError, match=f"responses column '{column}' has type .*{needs}"
+    ):
+        check_table("responses", table, run_id="x")
