@@ -12,7 +12,7 @@ import pytest
 
 from rlhf_core.optimize import KLPolicyConfig, compute_pareto, optimize_policy, select_pairs_table
 from rlhf_core.preference import FitConfig, RewardModelConfig, fit_reward_models, score_responses
-from tests.preference import shared_reader
+from tests.preference.test_real_data import load
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +21,8 @@ def _label_scores(responses: pa.Table, prefs: pa.Table) -> pa.Table:
     """u_helpful = 1 for the better response, u_safety = 1 for the safer one (0 otherwise)."""
     better, safer = set(), set()
     for r in prefs.to_pylist():
-        better.add(r["response_a_id"] if r["better"] == "a" else r["response_b_id"])
-        safer.add(r["response_a_id"] if r["safer"] == "a" else r["response_b_id"])
+        better.add(r["response_a_id"] if r["better"] == 1 else r["response_b_id"])
+        safer.add(r["response_a_id"] if r["safer"] == 1 else r["response_b_id"])
     rid = responses.column("response_id").to_pylist()
     return pa.table({
         "prompt_id": responses.column("prompt_id"),
@@ -35,7 +35,7 @@ def _label_scores(responses: pa.Table, prefs: pa.Table) -> pa.Table:
 
 
 def test_pareto_front_shows_the_trade_off_from_the_117_disagreements(shared_data: Path) -> None:
-    responses, prefs = shared_reader.read_pku(shared_data)
+    responses, prefs = load(shared_data, "pku_saferlhf")
     disagree = sum(r["better"] != r["safer"] for r in prefs.to_pylist())
     assert disagree == 117
     table, summary = compute_pareto(_label_scores(responses, prefs), ["helpful", "safety"],
@@ -58,7 +58,7 @@ def test_pareto_front_shows_the_trade_off_from_the_117_disagreements(shared_data
 
 
 def test_fitted_reward_models_give_a_front_dpo_pairs_and_a_safe_policy(shared_data: Path, tmp_path: Path) -> None:
-    responses, prefs = shared_reader.read_pku(shared_data)
+    responses, prefs = load(shared_data, "pku_saferlhf")
     cfg = RewardModelConfig(criteria=("better", "safer"), fit=FitConfig(l2=0.01), k_folds=2)
     models, _ = fit_reward_models(responses, prefs, cfg)
     scored = score_responses(responses, models)

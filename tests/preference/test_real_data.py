@@ -1,7 +1,8 @@
 """Bradley–Terry fits on the real shared datasets (prompt-grouped 5-fold cross-validation).
 
-Held-out accuracy thresholds sit below the lowest 5-fold mean measured over seeds 0–2 with
-L-BFGS and l2 = 0.01 (text features only unless stated); the measured means are in the comments.
+Data comes through the project's ingestion adapters (``rlhf_core.io.adapters``). Held-out
+accuracy thresholds sit below the lowest pooled 5-fold accuracy measured over seeds 0–2 with
+L-BFGS and l2 = 0.01 (text features only unless stated); the measured values are in comments.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from rlhf_core.io.adapters import ingest
 from rlhf_core.preference import (
     FitConfig,
     RewardModelConfig,
@@ -23,7 +25,6 @@ from rlhf_core.preference import (
     score_responses,
 )
 from rlhf_core.preference.features import FeaturizerConfig
-from tests.preference import shared_reader
 
 pytestmark = pytest.mark.integration
 
@@ -36,22 +37,38 @@ def _val_accuracy(metrics: pa.Table, criterion: str) -> float:
     return float(np.sum(n * [r["accuracy"] for r in rows]) / n.sum())
 
 
+FILES = {
+    "pku_saferlhf": "pku_saferlhf_train500.jsonl",
+    "hh_helpful": "hh_helpful_train500.jsonl",
+    "hh_harmless": "hh_harmless_train500.jsonl",
+    "ultrafeedback": "ultrafeedback_binarized_train1000.jsonl",
+    "helpsteer": "helpsteer_train500.jsonl",
+}
+ADAPTER = {"hh_helpful": "hh_rlhf", "hh_harmless": "hh_rlhf"}
+
+
+def load(shared_data: Path, name: str) -> tuple[pa.Table, pa.Table]:
+    """``(responses, preferences)`` of one shared file through its adapter."""
+    result = ingest(shared_data / "preferences" / FILES[name], adapter=ADAPTER.get(name, name), run_id="test")
+    return result.responses, result.preferences
+
+
 CASES = {
-    # name: (reader, criterion, numeric columns, threshold)   measured 5-fold mean over seeds 0-2
-    "pku_better": (shared_reader.read_pku, "better", (), 0.55),  # 0.584-0.594
-    "pku_safer": (shared_reader.read_pku, "safer", (), 0.51),  # 0.540-0.544 (text is weak here)
-    "pku_safer_attrs": (shared_reader.read_pku, "safer", ("is_safe", "severity"), 0.58),  # 0.622 (seed 0)
-    "hh_helpful": (lambda d: shared_reader.read_hh(d, "helpful"), "better", (), 0.57),  # 0.604-0.626
-    "hh_harmless": (lambda d: shared_reader.read_hh(d, "harmless"), "better", (), 0.55),  # 0.580-0.584
-    "ultrafeedback": (shared_reader.read_ultrafeedback, "better", (), 0.56),  # 0.589-0.615
-    "helpsteer": (shared_reader.read_helpsteer, "better", (), 0.65),  # 0.699-0.711
+    # name: (file, criterion, numeric columns, threshold)   measured pooled 5-fold, seeds 0-2
+    "pku_better": ("pku_saferlhf", "better", (), 0.55),  # 0.600 0.610 0.600
+    "pku_safer": ("pku_saferlhf", "safer", (), 0.51),  # 0.538 0.558 0.564 (text is weak here)
+    "pku_safer_attrs": ("pku_saferlhf", "safer", ("is_safe", "severity"), 0.56),  # 0.606 0.608 0.600
+    "hh_helpful": ("hh_helpful", "better", (), 0.56),  # 0.609 0.611 0.601
+    "hh_harmless": ("hh_harmless", "better", (), 0.53),  # 0.569 0.571 0.595
+    "ultrafeedback": ("ultrafeedback", "better", (), 0.54),  # 0.611 0.579 0.596 (ties dropped)
+    "helpsteer": ("helpsteer", "better", (), 0.65),  # 0.708 0.698 0.698 (within-prompt pairs)
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_held_out_accuracy_above_chance(shared_data: Path, name: str) -> None:
-    reader, criterion, numeric, threshold = CASES[name]
-    responses, preferences = reader(shared_data)
+    source, criterion, numeric, threshold = CASES[name]
+    responses, preferences = load(shared_data, source)
     cfg = RewardModelConfig(criteria=(criterion,), numeric_columns=numeric, fit=FIT, k_folds=5)
     models, metrics = fit_reward_models(responses, preferences, cfg)
     acc = _val_accuracy(metrics, criterion)
@@ -61,7 +78,7 @@ def test_held_out_accuracy_above_chance(shared_data: Path, name: str) -> None:
 
 
 def test_folds_are_prompt_grouped_on_helpsteer(shared_data: Path) -> None:
-    responses, preferences = shared_reader.read_helpsteer(shared_data)
+    responses, preferences = load(shared_data, "helpsteer")
     feats = response_features(responses, FeaturizerConfig(), ())
     pairs = build_pairs(responses, preferences, "better", feats)
     folds = grouped_kfold(pairs.prompt_ids, 5, 0)
@@ -70,11 +87,11 @@ def test_folds_are_prompt_grouped_on_helpsteer(shared_data: Path) -> None:
 
 
 def test_ultrafeedback_ties_dropped_or_kept_as_half(shared_data: Path) -> None:
-    responses, preferences = shared_reader.read_ultrafeedback(shared_data)
+    responses, preferences = load(shared_data, "ultrafeedback")
     feats = response_features(responses, FeaturizerConfig(word_dim=8, char_dim=8, prompt_dim=0), ())
     dropped = build_pairs(responses, preferences, "better", feats, ties="drop")
     kept = build_pairs(responses, preferences, "better", feats, ties="half")
-    assert dropped.n_ties == kept.n_ties > 100  # SOURCES.md: 111 tie pairs
+    assert dropped.n_ties == kept.n_ties > 100  # SOURCES.md: 111 tie pairs (some quarantined)
     assert len(kept.pair_ids) - len(dropped.pair_ids) == kept.n_ties
     assert set(np.unique(kept.data.target).tolist()) == {0.5, 1.0}
     cfg = RewardModelConfig(criteria=("better",), fit=FIT, k_folds=3, ties="half")
@@ -84,7 +101,7 @@ def test_ultrafeedback_ties_dropped_or_kept_as_half(shared_data: Path) -> None:
 
 
 def test_scored_column_ranks_better_responses_higher(shared_data: Path) -> None:
-    responses, preferences = shared_reader.read_pku(shared_data)
+    responses, preferences = load(shared_data, "pku_saferlhf")
     cfg = RewardModelConfig(criteria=("better", "safer"), numeric_columns=("is_safe", "severity"),
                             fit=FIT, k_folds=2)
     models, _ = fit_reward_models(responses, preferences, cfg)
