@@ -93,7 +93,8 @@ def ingest_command(
     """Read a dataset, run the quality gate and write responses, preferences and quarantine.
 
     Tables go to the lake under ``<out>/lake/<table>/run_id=<id>/`` (atomic; re-running the same
-    run id replaces its partition). When the gate fails, the quarantine is still written so it
+    run id replaces its partition); the GX suite summary goes to
+    ``<out>/quality/<id>/summary.json``. When the gate fails, the quarantine is still written so it
     can be inspected with ``rlhf-wizard data quarantine``, and the command exits non-zero.
     """
     from rlhf_core.errors import DataError
@@ -112,7 +113,9 @@ def ingest_command(
     except IngestGateError as exc:
         lake.write_partition("quarantine", run_id, exc.quarantine, exc.quarantine.schema)
         raise
+    report = json.dumps(gated.summary, indent=2, default=str).encode("utf-8")
     paths = {
+        "quality_report": lake.write_file_atomic(f"quality/{run_id}/summary.json", report),
         "responses": lake.write_partition(
             "responses", run_id, gated.responses, gated.responses.schema
         ),

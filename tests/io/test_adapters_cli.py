@@ -36,6 +36,14 @@ def test_ingest_writes_lake_and_is_idempotent(shared_data: Path, tmp_path: Path)
     assert summary["rows_read"] == 500
     assert (summary["preferences"], summary["quarantined"]) == (499, 1)
     run_id = summary["run_id"]
+    report = json.loads(Path(summary["paths"]["quality_report"]).read_text(encoding="utf-8"))
+    assert report["responses"]["rows_in"] == 998 and report["responses"]["quarantined"] == 0
+    assert report["source_rows"] == {
+        "read": 500,
+        "accepted": 499,
+        "quarantined": 1,
+        "duplicates": 0,
+    }
     assert run_id.startswith("ingest-hh_rlhf-")
     lake = Lake(tmp_path)
     before = lake.read_table("responses", run_id=run_id)
