@@ -166,7 +166,7 @@ def _block(
         "prompt": prompts.take(take),
         "response": response,
         "source": pa.repeat(pa.scalar("synthetic"), n),
-        "source_line": None,
+        "source_line": np.arange(first_prompt * candidates + 1, first_prompt * candidates + n + 1),
         "ingest_run": pa.repeat(pa.scalar(run_id), n),
         "helpfulness": helpfulness,
         "correctness": correctness,
@@ -176,8 +176,6 @@ def _block(
         "severity": severity,
         "length": length,
     }
-    row_start = first_prompt * candidates
-    columns["source_line"] = np.arange(row_start + 1, row_start + n + 1, dtype=np.int64)
     return pa.Table.from_pydict(columns, schema=SYNTHETIC_SCHEMA)
 
 
