@@ -8,6 +8,7 @@ read) are merged into one shard before shards are packed up to ``target_rows``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,13 +20,15 @@ from rlhf_core.errors import DataError
 
 @dataclass(frozen=True)
 class Piece:
-    """One row group of one Parquet file."""
+    """One row group of one Parquet file; ``digest`` fingerprints the whole file's bytes, so a
+    task cached on its pieces never survives a change of the data."""
 
     path: str
     row_group: int
     num_rows: int
     group_min: str | None
     group_max: str | None
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,24 @@ def list_pieces(
                 "map the prompt id column with an adapter or mapping file"
             )
         col = names.index(group_column)
+        digest = file_digest(path, filesystem)
         for rg in range(meta.num_row_groups):
             stats = meta.row_group(rg).column(col).statistics
             lo = hi = None
             if stats is not None and stats.has_min_max:
                 lo, hi = _as_str(stats.min), _as_str(stats.max)
-            pieces.append(Piece(path, rg, meta.row_group(rg).num_rows, lo, hi))
+            pieces.append(Piece(path, rg, meta.row_group(rg).num_rows, lo, hi, digest))
     return pieces
+
+
+def file_digest(path: str, filesystem: pafs.FileSystem | None = None) -> str:
+    """BLAKE2b-128 of a file's bytes (read in 8 MiB blocks)."""
+    fs = filesystem or pafs.LocalFileSystem()
+    h = hashlib.blake2b(digest_size=16)
+    with fs.open_input_stream(path) as stream:
+        while block := stream.read(8 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _as_str(value: object) -> str:
