@@ -47,7 +47,9 @@ def score_responses(params: ScoreResponsesParams) -> dict:
     results = [future.result() for future in futures]
     paths = publish_scores(params.run_id, len(shards), params.lake_root)
     summary = publish_score_summary(params.run_id, params.lake_root, paths)
-    return {"rows": sum(r["rows"] for r in results), "shards": len(shards), "paths": paths, **summary}
+    busy = (max(r["ended"] for r in results) - min(r["started"] for r in results)) if results else 0.0
+    return {"rows": sum(r["rows"] for r in results), "shards": len(shards), "paths": paths,
+            "scoring_seconds": busy, **summary}
 
 
 def score_responses_with(params: ScoreResponsesParams, dask: DaskConfig) -> dict:

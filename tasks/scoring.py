@@ -7,6 +7,7 @@ the row count and the path.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import task
@@ -43,6 +44,7 @@ SHARD_CACHE = INPUTS + TASK_SOURCE + CachePolicy.from_cache_key_fn(_staged_part_
 @task(name="score-shard", cache_policy=SHARD_CACHE, **IO_RETRY_OPTIONS)
 def score_shard(contract_path: str, contract_hash: str, shard: Shard, run_id: str, lake_root: str) -> dict[str, Any]:
     """Score one shard under the contract and stage its part of the ``scores`` partition."""
+    started = time.time()
     contract = load_contract(contract_path)
     if contract.hash != contract_hash:
         raise ContractError(f"{contract_path} changed during run {run_id} (hash {contract.hash}, "
@@ -54,7 +56,8 @@ def score_shard(contract_path: str, contract_hash: str, shard: Shard, run_id: st
         SCORES, run_id, scores, scores_schema(program), part=shard.index, staged=True,
         metadata={"rlhf_wizard.contract_hash": contract_hash},
     )
-    return {"shard": shard.index, "rows": scores.num_rows, "path": path}
+    return {"shard": shard.index, "rows": scores.num_rows, "path": path, "started": started,
+            "ended": time.time()}
 
 
 @task(name="publish-scores", **IO_RETRY_OPTIONS)
