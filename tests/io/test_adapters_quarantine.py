@@ -202,3 +202,29 @@ def test_ultrafeedback_message_lists_and_missing_assistant(tmp_path: Path) -> No
     assert result.preferences["margin"].to_pylist() == [6.0, 0.0]
     assert result.quarantine["rule"].to_pylist() == ["missing_field", "wrong_type"]
     assert "no assistant message" in result.quarantine["reason"][0].as_py()
+
+
+def test_generic_group_column_defines_prompts(tmp_path: Path) -> None:
+    rows = [
+        {"conv": 7, "q": "Hi", "a": "Hello", "stars": 5},
+        {"conv": 7, "q": "Hi", "a": "Hey", "stars": 3},
+        {"conv": 8, "q": "Hi", "a": "Hello", "stars": 1},
+    ]
+    path = tmp_path / "g.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    mapping = tmp_path / "g.yaml"
+    mapping.write_text(
+        "source: chats\nformat: jsonl\nprompt: q\nresponse: a\ngroup: conv\n"
+        "attributes:\n  stars: {column: stars, dtype: int8}\n"
+        "derive_pairs: {criterion: better, from: stars}\n",
+        encoding="utf-8",
+    )
+    result = ingest(path, mapping=mapping, run_id="g")
+    prompt_ids = result.responses["prompt_id"].to_pylist()
+    # Same prompt text, different conversations: two prompts, and no duplicate ids.
+    assert prompt_ids[0] == prompt_ids[1] != prompt_ids[2]
+    assert len(set(result.responses["response_id"].to_pylist())) == 3
+    assert result.responses.schema.field("stars").type == pa.int8()
+    assert result.preferences.num_rows == 1
+    assert result.preferences["better"].to_pylist() == [1]
+    assert result.preferences["margin"].to_pylist() == [2.0]

@@ -24,7 +24,7 @@ from rlhf_core.io.adapters.base import (
 from rlhf_core.io.adapters.mapping import AttributeSpec, LabelSpec, Mapping, load_mapping
 from rlhf_core.io.adapters.pairs import within_prompt_pairs
 from rlhf_core.io.adapters.readers import iter_csv, iter_jsonl, iter_parquet
-from rlhf_core.io.adapters.records import RecordError, SourceRow, check_text, get_value
+from rlhf_core.io.adapters.records import RecordError, SourceRow, get_value
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -76,6 +76,14 @@ class _Parser:
     def text(self, record: AnyMapping[str, Any], column: str) -> str:
         return self.value(record, column, "string", required=True)
 
+    @staticmethod
+    def group(record: AnyMapping[str, Any], column: str) -> str:
+        """The group key as text: a string or an integer id (other types are wrong types)."""
+        raw = _lookup(record, column)
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return str(raw)
+        return get_value({column: raw}, column, "string", required=True)
+
     def attributes(self, record: AnyMapping[str, Any], side: str | None) -> dict[str, Any]:
         out = {}
         for name, spec in self.mapping.attributes.items():
@@ -111,9 +119,7 @@ class _Parser:
         prompt = self.text(record, mapping.prompt)
         group = None
         if mapping.group is not None:
-            group = check_text(
-                str(self.value(record, mapping.group, "string", required=True)), mapping.group
-            )
+            group = self.group(record, mapping.group)
         if mapping.pair is None:
             assert mapping.response is not None  # guaranteed by Mapping validation
             item = ParsedResponse(
