@@ -1,9 +1,11 @@
 """Arrow entry points: ``scores`` table in, Pareto / pairs / selections tables and summaries out.
 
 The ``scores`` table (one row per response) carries ``prompt_id``, ``response_id``, ``reward``,
-``u_<stakeholder>`` utility columns and a boolean ``veto``; optionally ``prompt_ok`` (False when the
-prompt fails a FORALL / EXISTS clause; constant within a prompt). Rows are pivoted into padded
-``[prompts, candidates]`` arrays (prompts sorted by id, candidates in input order).
+``u_<stakeholder>`` utility columns and a boolean ``veto`` (the schema of
+``rlhf_core.io.score_schema``). A prompt fails its FORALL / EXISTS clauses when any of its rows has
+False in one of the ``prompt_clauses`` columns (the ``v_<label>`` of the quantified clauses) or in
+an optional ``prompt_ok`` column. Rows are pivoted into padded ``[prompts, candidates]`` arrays
+(prompts sorted by id, candidates in input order).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def scores_to_tensor(
     scores: pa.Table,
     stakeholders: Sequence[str],
     reward_column: str = "reward",
+    prompt_clauses: Sequence[str] = (),
     prompt_ok_column: str = "prompt_ok",
 ) -> ScoreTensor:
     """Pivot a scores table into padded arrays.
@@ -49,7 +52,8 @@ def scores_to_tensor(
     Raises:
         SchemaMismatchError: If a required column is missing.
     """
-    needed = ["prompt_id", "response_id", reward_column, *(f"u_{s}" for s in stakeholders)]
+    needed = ["prompt_id", "response_id", reward_column, *(f"u_{s}" for s in stakeholders),
+              *prompt_clauses]
     missing = [c for c in needed if c not in scores.column_names]
     if missing:
         raise SchemaMismatchError(
@@ -75,6 +79,8 @@ def scores_to_tensor(
     veto = _column(scores, "veto", pa.bool_()) if "veto" in scores.column_names else np.zeros(len(pids), bool)
     ok_rows = (_column(scores, prompt_ok_column, pa.bool_()) if prompt_ok_column in scores.column_names
                else np.ones(len(pids), bool))
+    for clause in prompt_clauses:
+        ok_rows = ok_rows & _column(scores, clause, pa.bool_())
     rids = np.asarray(scores.column("response_id").to_pylist(), dtype=object)
     return ScoreTensor(
         utils=utils.astype(np.float32),
@@ -111,6 +117,9 @@ def select_pairs_table(
     margin: float = 0.0,
     seed: int = 0,
     reward_column: str = "reward",
+    prompt_clauses: Sequence[str] = (),
+    contract_hash: str | None = None,
+    run_id: str | None = None,
 ) -> tuple[pa.Table, dict[str, int]]:
     """DPO pairs in TRL format (``prompt``, ``chosen``, ``rejected`` + ids, rewards, margin).
 
@@ -121,15 +130,18 @@ def select_pairs_table(
         margin: Minimum reward gap (strict).
         seed: Seed of ``best_vs_random``.
         reward_column: Score column ranking the candidates.
+        prompt_clauses: ``v_<label>`` columns of FORALL / EXISTS clauses (prompt-level).
+        contract_hash: Appended as a ``contract_hash`` column when given.
+        run_id: Appended as a ``run_id`` column when given.
 
     Returns:
-        ``(pairs, counts)`` with :data:`PAIRS_SCHEMA` and prompt counts (``prompts``,
+        ``(pairs, counts)`` with :data:`PAIRS_SCHEMA` (+ the optional columns) and prompt counts (``prompts``,
         ``pairs``, ``excluded_clause``, ``no_allowed``, ``no_pair``).
 
     Raises:
         SchemaMismatchError: If a column is missing or a scored response has no text.
     """
-    t = scores_to_tensor(scores, [], reward_column)
+    t = scores_to_tensor(scores, [], reward_column, prompt_clauses)
     sel = jax.device_get(select_pairs(jnp.asarray(t.reward), jnp.asarray(t.valid), jnp.asarray(t.vetoed),
                                       jnp.asarray(t.prompt_ok), strategy, margin, jax.random.key(seed)))
     keep = np.asarray(sel.keep)
@@ -160,6 +172,9 @@ def select_pairs_table(
         },
         schema=PAIRS_SCHEMA,
     )
+    for name, value in (("contract_hash", contract_hash), ("run_id", run_id)):
+        if value is not None:
+            table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
     counts = {"prompts": len(t.prompt_ids), "pairs": table.num_rows,
               "excluded_clause": int(sel.n_excluded_clause), "no_allowed": int(sel.n_no_allowed),
               "no_pair": int(sel.n_no_pair)}

@@ -7,6 +7,7 @@ L-BFGS and l2 = 0.01 (text features only unless stated); the measured values are
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,9 @@ FILES = {
 ADAPTER = {"hh_helpful": "hh_rlhf", "hh_harmless": "hh_rlhf"}
 
 
+@functools.cache
 def load(shared_data: Path, name: str) -> tuple[pa.Table, pa.Table]:
-    """``(responses, preferences)`` of one shared file through its adapter."""
+    """``(responses, preferences)`` of one shared file through its adapter (cached: tables are immutable)."""
     result = ingest(shared_data / "preferences" / FILES[name], adapter=ADAPTER.get(name, name), run_id="test")
     return result.responses, result.preferences
 
