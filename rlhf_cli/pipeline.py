@@ -25,7 +25,8 @@ def _run_id(prefix: str) -> str:
 def _lake_root() -> str:
     from rlhf_core.io.lake import Lake
 
-    return str(Path(Lake.from_env().root).resolve())
+    root = Lake.from_env().root
+    return root if "://" in root else str(Path(root).resolve())
 
 
 def run_pipeline(
@@ -91,7 +92,9 @@ def register(app: typer.Typer) -> None:
 
         started = time.perf_counter()
         run_id = _run_id("demo")
-        data_dir = Path(_lake_root()) / "demo-data" / f"rows{rows}-seed{seed}"
+        data_dir = Path(".wizard").resolve() / "demo-data" / f"rows{rows}-seed{seed}"
+        if "://" not in _lake_root():
+            data_dir = Path(_lake_root()) / "demo-data" / f"rows{rows}-seed{seed}"
         if not any(data_dir.glob("*.parquet")):
             write_synthetic(data_dir, rows, seed)
         _out.print(f"Generated {rows} responses in {data_dir}; running contract-pipeline as {run_id} …")

@@ -78,6 +78,7 @@ def ingest_source(
         if rows_in != kept + dropped:
             raise DataError(f"run {run_id}: {level} of {source} not conserved: {rows_in} in, {kept} "
                             f"accepted + {dropped} quarantined; this is a bug, please report it")
+    check_table("quarantine", quarantine, run_id=run_id, max_failure_rate=0.0)
     lake = Lake(lake_root)
     lake.discard_staging("responses", run_id)
     parts = _prompt_aligned_parts(accepted, part_rows)
