@@ -42,6 +42,7 @@ def compute_pareto(
     contract_weights: Sequence[float] | None = None,
     min_weights: int = 1000,
     seed: int = 0,
+    prompt_clauses: Sequence[str] = (),
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Evaluate the weight simplex and summarise the trade-off.
 
@@ -51,6 +52,8 @@ def compute_pareto(
         contract_weights: The contract's own weights (normalised here), for regret.
         min_weights: Lattice size lower bound.
         seed: Monte Carlo seed (hypervolume beyond 3 stakeholders).
+        prompt_clauses: ``v_<label>`` columns of FORALL / EXISTS clauses; failing prompts are
+            left out (counted in ``prompts_without_allowed``).
 
     Returns:
         ``(table, summary)``: one row per weight vector (``kind`` grid|contract, ``w_<s>``,
@@ -58,7 +61,7 @@ def compute_pareto(
         hypervolume (value, stderr, exact), knee / Nash / contract points, ideal and no-deal
         utilities, and per-stakeholder regret at the contract's weights.
     """
-    t = scores_to_tensor(scores, stakeholders)
+    t = scores_to_tensor(scores, stakeholders, prompt_clauses=prompt_clauses)
     n_s = len(stakeholders)
     allowed = jnp.asarray(t.valid & ~t.vetoed & t.prompt_ok[:, None])
     utils = jnp.asarray(t.utils)

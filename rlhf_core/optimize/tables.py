@@ -188,6 +188,7 @@ def optimize_policy(
     config: KLPolicyConfig,
     reward_column: str = "reward",
     ref_column: str | None = None,
+    prompt_clauses: Sequence[str] = (),
 ) -> tuple[pa.Table, dict[str, float | bool | int]]:
     """Constrained KL policy over each prompt's allowed candidates (vetoed ones get no mass).
 
@@ -199,7 +200,7 @@ def optimize_policy(
     Raises:
         OptimizationDivergedError: If the budget is infeasible or dual ascent did not converge.
     """
-    t = scores_to_tensor(scores, [], reward_column)
+    t = scores_to_tensor(scores, [], reward_column, prompt_clauses)
     cost = np.where(t.valid, _column(scores, cost_column, pa.float32())[np.maximum(t.row, 0)], 0.0)
     ref = (np.where(t.valid, _column(scores, ref_column, pa.float32())[np.maximum(t.row, 0)], 0.0)
            if ref_column else np.ones_like(t.reward))

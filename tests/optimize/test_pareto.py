@@ -120,3 +120,28 @@ def test_nash_point_and_regret() -> None:
     assert n.index == 1 and n.feasible
     assert not nash_point(outcomes, np.array([5.0, 5.0])).feasible
     np.testing.assert_allclose(regret(np.array([4.0, 4.0]), outcomes[1]), [1.0, 1.0])
+
+
+def test_compute_pareto_table_and_summary() -> None:
+    import pyarrow as pa
+
+    from rlhf_core.optimize import compute_pareto
+
+    utils, allowed = _problem(p=60, c=3, s=3, seed=4)
+    p_idx, c_idx = np.nonzero(np.ones((60, 3), bool))
+    scores = pa.table({
+        "prompt_id": [f"p{p:03d}" for p in p_idx], "response_id": [f"r{p}-{c}" for p, c in zip(p_idx, c_idx, strict=True)],
+        "reward": utils[p_idx, c_idx].sum(axis=1),
+        **{f"u_{s}": utils[p_idx, c_idx, j] for j, s in enumerate(["a", "b", "c"])},
+        "veto": ~allowed[p_idx, c_idx],
+        "v_exists_ok": p_idx != 5,  # prompt 5 fails a prompt-level clause
+    })
+    table, summary = compute_pareto(scores, ["a", "b", "c"], contract_weights=[2, 1, 1],
+                                    min_weights=300, prompt_clauses=["v_exists_ok"])
+    assert table.num_rows == summary["n_weights"] + 1 >= 301
+    assert table.column("kind").to_pylist()[-1] == "contract"
+    assert sum(table.column("is_knee").to_pylist()) == 1 and sum(table.column("is_nash").to_pylist()) == 1
+    assert summary["hypervolume_exact"] and summary["hypervolume"] > 0
+    assert all(v >= -1e-6 for v in summary["regret"].values())
+    assert summary["prompts_without_allowed"] == 2  # prompt 0 (all vetoed) and prompt 5 (clause)
+    assert summary["contract"]["weights"]["a"] == pytest.approx(0.5)
