@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rlhf_core.errors import ContractSchemaError
 
 DASK_ADDRESS_ENV = "RLHF_WIZARD_DASK_ADDRESS"
+DASK_WORKERS_ENV = "RLHF_WIZARD_DASK_WORKERS"
 
 _QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -33,6 +36,12 @@ class DaskConfig(BaseModel):
         memory_limit: Per-worker memory limit of the local cluster (Dask syntax, e.g. ``4GiB``).
         adapt_minimum: Lower bound for adaptive scaling (with ``adapt_maximum``).
         adapt_maximum: Upper bound for adaptive scaling; ``None`` disables adaptivity.
+        cluster_class: Dotted path of another Dask cluster manager (e.g.
+            ``dask_kubernetes.operator.KubeCluster``, ``dask_jobqueue.SLURMCluster``); the local
+            cluster when ``None``. Ignored when a scheduler address is set.
+        cluster_kwargs: Keyword arguments of ``cluster_class`` (passed as given).
+
+    ``n_workers`` not given explicitly is read from ``RLHF_WIZARD_DASK_WORKERS`` (default 2).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,6 +52,16 @@ class DaskConfig(BaseModel):
     memory_limit: str = "auto"
     adapt_minimum: int | None = Field(default=None, ge=0)
     adapt_maximum: int | None = Field(default=None, ge=1)
+    cluster_class: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workers_from_env(cls, data: Any) -> Any:
+        env = os.environ.get(DASK_WORKERS_ENV)
+        if env and isinstance(data, dict) and data.get("n_workers") is None:
+            data = {**data, "n_workers": env}
+        return data
 
     def resolved_address(self) -> str | None:
         """The scheduler address from config, else from the environment, else None (local)."""
@@ -52,9 +71,13 @@ class DaskConfig(BaseModel):
 def make_task_runner(config: DaskConfig) -> Any:
     """Build the ``DaskTaskRunner`` for ``config``.
 
+    Raises:
+        ContractSchemaError: ``cluster_class`` cannot be imported.
+
     Returns:
-        A ``prefect_dask.DaskTaskRunner`` bound to an existing scheduler or to a local cluster of
-        spawned worker processes (one thread each by default), adaptive when bounds are set.
+        A ``prefect_dask.DaskTaskRunner`` bound to an existing scheduler, to ``cluster_class``
+        (e.g. Kubernetes or a batch queue), or to a local cluster of spawned worker processes (one
+        thread each by default); adaptive when bounds are set.
     """
     from prefect_dask import DaskTaskRunner
 
@@ -64,6 +87,15 @@ def make_task_runner(config: DaskConfig) -> Any:
     adapt = None
     if config.adapt_maximum is not None:
         adapt = {"minimum": config.adapt_minimum or 1, "maximum": config.adapt_maximum}
+    if config.cluster_class:
+        try:
+            return DaskTaskRunner(cluster_class=config.cluster_class,
+                                  cluster_kwargs=dict(config.cluster_kwargs), adapt_kwargs=adapt)
+        except (ImportError, AttributeError) as exc:
+            raise ContractSchemaError(
+                f"dask.cluster_class {config.cluster_class} cannot be imported ({exc}); install "
+                "its package (dask-kubernetes, dask-jobqueue) or fix the name", "<pipeline config>",
+            ) from exc
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={

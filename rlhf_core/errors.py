@@ -116,3 +116,7 @@ class RemoteResponseError(RemoteScoringError):
 
 class RemoteRetriesExhaustedError(RemoteScoringError):
     """A batch kept failing transiently (5xx, 429, timeouts, resets) after every allowed retry."""
+
+
+class DeploymentError(WizardError):
+    """Deployments cannot be registered or served (no Prefect API, work pool, or deploy failure)."""

@@ -1,0 +1,236 @@
+"""Health checks of an installation that need neither Prefect nor Dask.
+
+Python and package versions against the project's declared ranges, the lake (writable, every
+table's part files readable with the columns their schema requires), the DuckDB warehouse (opens,
+views refresh) and key files (private keys readable by their owner only). Each check returns
+:class:`Check` rows; a failed row carries the fix. ``rlhf-wizard doctor`` adds the Prefect API and
+Dask scheduler checks from :mod:`flows.health`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import stat
+import sys
+import tomllib
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+
+from rlhf_core.errors import WizardError
+from rlhf_core.io.fs import is_local, write_bytes_atomic
+from rlhf_core.io.lake import Lake
+from rlhf_core.io.runs import RUNS_SCHEMA, RUNS_TABLE
+from rlhf_core.io.schemas import PREFERENCE_BASE_FIELDS, QUARANTINE_SCHEMA, RESPONSE_BASE_FIELDS
+from rlhf_core.io.warehouse import Warehouse
+
+DISTRIBUTION = "rlhf-contract-wizard"
+
+REQUIRED_FIELDS: dict[str, tuple[pa.Field, ...]] = {
+    "responses": tuple(RESPONSE_BASE_FIELDS),
+    "preferences": tuple(PREFERENCE_BASE_FIELDS),
+    "quarantine": tuple(QUARANTINE_SCHEMA),
+    RUNS_TABLE: tuple(RUNS_SCHEMA),
+}
+"""Columns (name and type) every part file of these lake tables must carry."""
+
+_IO_ERRORS = (OSError, pa.ArrowException, WizardError)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's table.
+
+    Attributes:
+        name: What was checked (``python``, ``package numpy``, ``lake writable`` ...).
+        ok: Whether it passed.
+        detail: What was found.
+        fix: What to do when it failed (empty when it passed).
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def declared_requirements(project_root: Path | None = None) -> tuple[str, list[str]]:
+    """``requires-python`` and the dependency specifiers: pyproject.toml, else installed metadata."""
+    pyproject = (project_root or Path(__file__).resolve().parents[2]) / "pyproject.toml"
+    if pyproject.is_file():
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        return project.get("requires-python", ""), list(project.get("dependencies", []))
+    meta = metadata.metadata(DISTRIBUTION)
+    requires = [r for r in metadata.requires(DISTRIBUTION) or [] if "extra ==" not in r]
+    return meta.get("Requires-Python", ""), requires
+
+
+def check_python(requires_python: str, version: str | None = None) -> Check:
+    """The running interpreter against ``requires-python``."""
+    version = version or ".".join(str(p) for p in sys.version_info[:3])
+    ok = SpecifierSet(requires_python).contains(version)
+    return Check("python", ok, f"{version} (requires {requires_python or 'any'})",
+                 "" if ok else f"use a Python that satisfies {requires_python}")
+
+
+def check_packages(requirements: Iterable[str]) -> list[Check]:
+    """Each declared dependency installed within its range (one row per problem, one summary)."""
+    rows: list[Check] = []
+    good = 0
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            rows.append(Check(f"package {text}", False, "unparseable requirement",
+                              "fix the dependency line in pyproject.toml"))
+            continue
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            rows.append(Check(f"package {req.name}", False, f"not installed (needs {req.specifier})",
+                              f"pip install '{text}'"))
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            rows.append(Check(f"package {req.name}", False, f"{installed} outside {req.specifier}",
+                              f"pip install '{text}'"))
+            continue
+        good += 1
+    rows.insert(0, Check("packages", not rows, f"{good} of {good + len(rows)} within declared ranges",
+                         "" if not rows else "reinstall: pip install -e '.[dev]'"))
+    return rows
+
+
+def check_lake_writable(lake: Lake) -> Check:
+    """Create the root if needed, write and remove a probe file atomically."""
+    name = "lake writable"
+    try:
+        lake.fs.create_dir(lake.base, recursive=True)
+        probe = lake.path(f".doctor-probe-{uuid.uuid4().hex}")
+        write_bytes_atomic(lake.fs, probe, b"ok")
+        lake.fs.delete_file(probe)
+    except _IO_ERRORS as exc:
+        return Check(name, False, f"{lake.root}: {str(exc).splitlines()[0]}",
+                     "set RLHF_WIZARD_HOME to a writable directory or URI (or fix its permissions)")
+    return Check(name, True, str(lake.root))
+
+
+def _schema_problem(table: str, schema: pa.Schema) -> str | None:
+    for field in REQUIRED_FIELDS.get(table, ()):
+        index = schema.get_field_index(field.name)
+        if index < 0:
+            return f"missing column {field.name}"
+        if not schema.field(index).type.equals(field.type):
+            return f"column {field.name} is {schema.field(index).type}, expected {field.type}"
+    return None
+
+
+def check_lake_tables(lake: Lake) -> list[Check]:
+    """Every part file of every table opens, and carries its table's required columns."""
+    try:
+        tables = lake.list_tables()
+    except _IO_ERRORS as exc:
+        return [Check("lake tables", False, f"cannot list {lake.root}: {exc}",
+                      "check RLHF_WIZARD_HOME and its permissions")]
+    rows = []
+    for table in tables:
+        files = 0
+        problem = None
+        for run_id in lake.list_runs(table):
+            for path in lake.part_paths(table, run_id):
+                files += 1
+                try:
+                    schema = pq.read_schema(path, filesystem=lake.fs)
+                except _IO_ERRORS as exc:
+                    problem = f"{path}: unreadable ({str(exc).splitlines()[0]})"
+                else:
+                    issue = _schema_problem(table, schema)
+                    problem = f"{path}: {issue}" if issue else None
+                if problem:
+                    break
+            if problem:
+                break
+        rows.append(Check(f"lake table {table}", problem is None,
+                          problem or f"{files} part files, schema current",
+                          "" if problem is None else
+                          f"re-run the flow that writes {table} for that run id, or delete the partition"))
+    return rows or [Check("lake tables", True, "no tables yet (run `rlhf-wizard demo`)")]
+
+
+def check_warehouse(lake: Lake) -> Check:
+    """``warehouse.duckdb`` opens and its views refresh over the lake."""
+    try:
+        views = Warehouse(lake).refresh_views()
+    except _IO_ERRORS as exc:
+        return Check("warehouse", False, str(exc).splitlines()[0],
+                     "close processes holding warehouse.duckdb; delete it to rebuild the views")
+    return Check("warehouse", True, f"views refreshed: {', '.join(views) or 'none yet'}")
+
+
+def _owner_only(path: Path, name: str, fix: str) -> Check:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        return Check(name, False, f"{path}: {exc.strerror}", fix)
+    if mode & 0o077:
+        return Check(name, False, f"{path} has mode {mode:04o}", f"chmod 600 {path}")
+    return Check(name, True, f"{path} (mode {mode:04o})")
+
+
+def check_operator_key(lake: Lake) -> Check:
+    """The operator signing key: the configured file, else ``<lake>/keys/operator.pem``."""
+    configured = os.environ.get("RLHF_WIZARD_OPERATOR_KEY")
+    if configured:
+        return _owner_only(Path(configured), "operator key",
+                           "point RLHF_WIZARD_OPERATOR_KEY at an existing encrypted PKCS#8 key")
+    if not is_local(lake.fs):
+        return Check("operator key", True, "remote lake: set RLHF_WIZARD_OPERATOR_KEY to sign locally")
+    path = Path(lake.path("keys", "operator.pem"))
+    if not path.exists():
+        return Check("operator key", True, f"{path} is created on the first audited run")
+    return _owner_only(path, "operator key", f"restore {path} from backup or remove it to make a new one")
+
+
+def check_key_directory(directory: Path) -> list[Check]:
+    """Private keys (``*.key.pem``) owner-only, each with its ``.pub`` beside it."""
+    if not directory.is_dir():
+        return [Check("demo keys", True, f"{directory} absent (not a source checkout)")]
+    rows = []
+    for key in sorted(directory.glob("*.key.pem")):
+        row = _owner_only(key, f"key {key.name}", f"chmod 600 {key}")
+        pub = key.with_name(key.name.removesuffix(".key.pem") + ".pub")
+        if row.ok and not pub.is_file():
+            row = Check(row.name, False, f"{pub} missing",
+                        f"rlhf-wizard contract keygen, or restore {pub.name}")
+        if not row.ok:
+            rows.append(row)
+    count = len(list(directory.glob("*.key.pem")))
+    rows.insert(0, Check("demo keys", not rows, f"{count} private keys in {directory}",
+                         "" if not rows else "see the rows below"))
+    return rows
+
+
+def core_checks(lake: Lake | None = None, project_root: Path | None = None) -> list[Check]:
+    """Every check of this module, in display order."""
+    root = project_root or Path(__file__).resolve().parents[2]
+    lake = lake or Lake.from_env()
+    requires_python, requirements = declared_requirements(root)
+    rows = [check_python(requires_python), *check_packages(requirements)]
+    writable = check_lake_writable(lake)
+    rows.append(writable)
+    rows.extend(check_lake_tables(lake))
+    rows.append(check_warehouse(lake) if writable.ok else
+                Check("warehouse", False, "skipped: the lake is not writable", writable.fix))
+    rows.append(check_operator_key(lake))
+    rows.extend(check_key_directory(root / "configs" / "contracts" / "keys"))
+    return rows
