@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,33 @@ def _lake_root() -> str:
 
     root = Lake.from_env().root
     return root if "://" in root else str(Path(root).resolve())
+
+
+class _NoTracebackFormatter(logging.Formatter):
+    """Console logs keep their one-line messages; tracebacks stay in the Prefect API logs."""
+
+    def __init__(self, base: logging.Formatter | None) -> None:
+        super().__init__()
+        self._base = base or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self._base.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def _console_without_tracebacks() -> None:
+    """Errors end a CLI run with one clear line: strip tracebacks from console log output."""
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    setup_logging()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _NoTracebackFormatter):
+            handler.setFormatter(_NoTracebackFormatter(handler.formatter))
 
 
 def run_pipeline(
@@ -56,6 +84,7 @@ def run_pipeline(
         mapping=str(mapping.resolve()) if mapping else None, run_id=run_id,
         lake_root=_lake_root(), dry_run=dry_run, config=settings,
     )
+    _console_without_tracebacks()
     with prefect_api():
         return contract_pipeline(params)
 
