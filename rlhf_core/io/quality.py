@@ -1,16 +1,21 @@
 """Quality gates: Great Expectations suites with row-level quarantine.
 
-This is the ONLY module that imports ``great_expectations``. :func:`check_table` validates a
-table against its suite (``configs/quality/<kind>.yaml``) in GX's ephemeral context with a
-pandas datasource, reads each expectation's failing rows from GX's ``unexpected_index_list``
-(``result_format: COMPLETE``) and splits the table into accepted rows and ``quarantine`` rows
-(rule + reason + the row as JSON). Uniqueness keeps the first occurrence of an id and
-quarantines the later ones. Rows are conserved (``rows_in == accepted + quarantined``, checked),
-and when the failure rate exceeds ``max_failure_rate`` a :class:`QualityGateError` (a
-:class:`DataQualityError`) says so with the top reasons.
+This is the ONLY module that imports ``great_expectations``. :func:`check_table` runs a table's
+suite (``configs/quality/<kind>.yaml``) two ways and requires them to agree:
 
-GX takes seconds to import, so the import, the context, the datasource and the batch definition
-are created once per process (lazily, on the first check) and reused.
+* every rule's Arrow row predicate (:func:`~rlhf_core.io.quality_rules.row_failures`) over all
+  rows decides the split into accepted rows and ``quarantine`` rows (rule + reason + the row as
+  JSON; uniqueness keeps the first occurrence of an id);
+* GX validates the same rules in its ephemeral context with a pandas datasource
+  (``result_format: COMPLETE``) and gives the suite result; its ``unexpected_index_list`` per
+  expectation must equal the Arrow predicate's failing rows, else the check raises (a bug).
+  Tables above ``gx_max_rows`` are validated by GX on a prefix plus every flagged row, which keeps
+  a 10M-row check at Arrow speed while every flagged row is still confirmed by GX.
+
+Rows are conserved (``rows_in == accepted + quarantined``, checked), and when the failure rate
+exceeds ``max_failure_rate`` a :class:`QualityGateError` (a :class:`DataQualityError`) says so
+with the top reasons. GX takes seconds to import, so the import, the context, the datasource and
+the batch definition are created once per process (lazily, on the first check) and reused.
 """
 
 from __future__ import annotations
@@ -30,12 +35,17 @@ from rlhf_core.errors import DataQualityError
 from rlhf_core.io.quality_rules import (
     Rule,
     check_column_type,
-    derive,
     derived_column,
+    duplicated_values,
     load_suite,
+    row_failures,
     text_view,
 )
 from rlhf_core.io.schemas import QUARANTINE_SCHEMA
+
+GX_MAX_ROWS = 200_000
+"""Above this many rows GX validates a prefix plus every flagged row (Arrow checks all rows)."""
+_UNIQUE = "expect_column_values_to_be_unique"
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,41 @@ def _expectations(gx: Any, rules: Iterable[tuple[Rule, str, str]]) -> list[Any]:
     return built
 
 
+def _gx_rows(
+    table: pa.Table, checks: list[tuple[Rule, str, str]], fails: list[np.ndarray], limit: int
+) -> np.ndarray:
+    """Row positions GX validates: all rows, or a prefix plus every flagged/duplicated row."""
+    n = table.num_rows
+    if n <= limit:
+        return np.arange(n)
+    keep = np.zeros(n, dtype=bool)
+    keep[:limit] = True
+    for (rule, column, _), failed in zip(checks, fails, strict=True):
+        keep |= failed
+        if rule.expectation == _UNIQUE and failed.any():
+            keep |= duplicated_values(table.column(column))
+    return np.flatnonzero(keep)
+
+
+def _frame(
+    table: pa.Table,
+    checks: list[tuple[Rule, str, str]],
+    derived: dict[str, np.ndarray],
+    rows: np.ndarray,
+) -> Any:
+    """The pandas frame GX validates: the checked columns and derived predicates at ``rows``."""
+    needed = sorted({column for _, column, checked in checks if checked == column})
+    view = table.select(needed)
+    if len(rows) != table.num_rows:
+        view = view.take(pa.array(rows))
+    for position, name in enumerate(view.column_names):
+        view = view.set_column(position, name, text_view(view.column(name)))
+    frame = view.to_pandas()
+    for name, values in derived.items():
+        frame[name] = values[rows]
+    return frame
+
+
 def _reason(rule: Rule, column: str, value: Any) -> str:
     text = repr(value) if isinstance(value, str) else str(value)
     if len(text) > 60:
@@ -113,6 +158,7 @@ def check_table(
     run_id: str,
     max_failure_rate: float = 0.05,
     response_ids: Iterable[str] | None = None,
+    gx_max_rows: int = GX_MAX_ROWS,
 ) -> QualityResult:
     """Validate ``table`` with suite ``kind`` and quarantine the failing rows.
 
@@ -123,6 +169,9 @@ def check_table(
         max_failure_rate: Highest tolerated quarantined fraction, in [0, 1].
         response_ids: For ``preferences``: the accepted response ids; pairs naming any other id
             are quarantined as ``dangling_reference``. ``None`` skips that rule.
+        gx_max_rows: Tables up to this size are validated by GX whole; larger ones by GX on
+            their first ``gx_max_rows`` rows plus every row any Arrow predicate flags (and every
+            occurrence of a duplicated id), while the Arrow predicates check all rows.
 
     Returns:
         The split, the GX suite summary and the failure rate.
@@ -130,29 +179,26 @@ def check_table(
     Raises:
         SchemaMismatchError: If the table lacks a column the suite requires.
         QualityGateError: If more than ``max_failure_rate`` of the rows failed.
-        DataQualityError: If rows were not conserved (a bug).
+        DataQualityError: If rows were not conserved, or GX and the Arrow predicates disagree
+            (both bugs).
     """
     started = time.perf_counter()
-    rules = load_suite(kind)
     refs = frozenset(response_ids) if response_ids is not None else None
     checks: list[tuple[Rule, str, str]] = []
     derived: dict[str, np.ndarray] = {}
-    for rule in rules:
+    fails: list[np.ndarray] = []
+    for rule in load_suite(kind):
         for column in rule.resolve(table, kind):
             check_column_type(rule, table, column, kind)
-            if rule.derive is None:
-                checks.append((rule, column, column))
-            elif rule.derive != "known_response" or refs is not None:
-                name = derived_column(rule, column)
-                derived[name] = derive(rule, table, column, refs)
-                checks.append((rule, column, name))
-    needed = sorted({c for _, c, checked in checks if checked == c})
-    view = table.select(needed)
-    for position, name in enumerate(view.column_names):
-        view = view.set_column(position, name, text_view(view.column(name)))
-    frame = view.to_pandas()
-    for name, values in derived.items():
-        frame[name] = values
+            if rule.derive == "known_response" and refs is None:
+                continue
+            checked = column if rule.derive is None else derived_column(rule, column)
+            fails.append(row_failures(rule, table, column, refs))
+            if rule.derive is not None:
+                derived[checked] = ~fails[-1]
+            checks.append((rule, column, checked))
+    rows = _gx_rows(table, checks, fails, gx_max_rows)
+    frame = _frame(table, checks, derived, rows)
     gx, batch_definition = _gx()
     suite = gx.ExpectationSuite(name=f"{kind}_suite")
     for expectation in _expectations(gx, checks):
@@ -162,33 +208,37 @@ def check_table(
     validation = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     validated = time.perf_counter()
 
-    failures: dict[int, list[tuple[Rule, str]]] = {}
     results = []
     for outcome in validation.results:
         meta = outcome.expectation_config.meta or {}
-        rule = checks[int(meta["check"])][0]
-        raised = (outcome.exception_info or {}).get("raised_exception", False)
-        if raised:
-            message = str(outcome.exception_info.get("exception_message", "")).splitlines()[0:1]
+        index = int(meta["check"])
+        rule, column, _ = checks[index]
+        where = f"run {run_id}: {kind} rule {rule.rule} ({outcome.expectation_config.type}) on '{column}'"
+        if (outcome.exception_info or {}).get("raised_exception", False):
+            message = str(outcome.exception_info.get("exception_message", "")).splitlines()[:1]
             raise DataQualityError(
-                f"run {run_id}: {kind} rule {rule.rule} ({outcome.expectation_config.type}) could "
-                f"not run on column '{meta['column']}': {' '.join(message)}; check the column type"
+                f"{where} could not run: {' '.join(message)}; check the column type"
             )
-        indices = [int(i) for i in outcome.result.get("unexpected_index_list") or []]
-        if rule.expectation == "expect_column_values_to_be_unique":
-            later = frame[meta["column"]].duplicated(keep="first").to_numpy()
-            indices = [i for i in indices if later[i]]
-        for index in indices:
-            failures.setdefault(index, []).append((rule, meta["column"]))
+        flagged = {int(i) for i in outcome.result.get("unexpected_index_list") or []}
+        ours = set(np.flatnonzero(fails[index][rows]).tolist())
+        agree = ours <= flagged if rule.expectation == _UNIQUE else ours == flagged
+        if not agree:
+            raise DataQualityError(
+                f"{where}: GX flags {len(flagged)} rows, the Arrow predicate {len(ours)}; report this bug"
+            )
         results.append(
             {
                 "expectation": outcome.expectation_config.type,
                 "rule": rule.rule,
-                "column": meta["column"],
+                "column": column,
                 "success": bool(outcome.success),
-                "unexpected_count": int(outcome.result.get("unexpected_count") or 0),
+                "unexpected_count": int(fails[index].sum()),
             }
         )
+    failures: dict[int, list[tuple[Rule, str]]] = {}
+    for (rule, column, _), failed in zip(checks, fails, strict=True):
+        for row in np.flatnonzero(failed).tolist():
+            failures.setdefault(row, []).append((rule, column))
     result = _split(kind, table, failures, run_id)
     rows_in = table.num_rows
     if result[0].num_rows + result[1].num_rows != rows_in:
@@ -205,6 +255,7 @@ def check_table(
         "quarantined": result[1].num_rows,
         "failure_rate": rate,
         "expectations": results,
+        "gx_rows_validated": int(len(rows)),
         "seconds_setup": setup - started,
         "seconds_validate": validated - setup,
         "seconds_total": time.perf_counter() - started,

@@ -6,12 +6,16 @@ has no Great Expectations import (that lives only in :mod:`rlhf_core.io.quality`
 column selectors against a table and computes the derived boolean columns:
 
 * ``valid_text``: the value is valid UTF-8 without NUL characters;
+* ``not_blank``: the text has a non-whitespace character;
 * ``safety_consistent``: ``is_safe`` agrees with ``severity`` (0 iff safe);
 * ``distinct_sides``: ``response_a_id != response_b_id``;
 * ``known_response``: the id is among the reference response ids;
 * ``finite``: the value is a finite number.
 
 Nulls pass derived predicates (nulls are the ``null_required`` rule's business).
+
+:func:`row_failures` is the Arrow row predicate of EVERY rule (native GX expectations included):
+the quality gate splits rows with it and cross-checks it against GX's ``unexpected_index_list``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from ruamel.yaml import YAML
 from rlhf_core.errors import DataError, SchemaMismatchError
 from rlhf_core.io.schemas import preference_label_columns
 
+SUPPORTED_EXPECTATIONS = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_unique",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+)
+"""Native GX expectations a suite may use (each has an Arrow twin in :func:`row_failures`)."""
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "quality"
 TABLE_KINDS = ("responses", "preferences", "scores", "quarantine")
 DERIVED_PREFIX = "__ok__"
@@ -85,9 +96,9 @@ def _is_text_or_bytes(t: pa.DataType) -> bool:
 
 _TYPE_NEEDS: dict[str, tuple[str, Any]] = {
     "expect_column_values_to_be_between": ("a number", _is_number),
-    "expect_column_values_to_not_match_regex": ("text", _is_text_or_bytes),
     "expect_column_values_to_be_in_set": ("an integer", pa.types.is_integer),
     "valid_text": ("text or bytes", _is_text_or_bytes),
+    "not_blank": ("text or bytes", _is_text_or_bytes),
     "finite": ("a number", _is_number),
     "safety_consistent": ("a boolean", pa.types.is_boolean),
 }
@@ -146,6 +157,8 @@ def load_suite(kind: str) -> tuple[Rule, ...]:
             raise DataError(
                 f"{path}: rule {rule.rule} needs exactly one of 'expectation' or 'derive'"
             )
+        if rule.expectation is not None and rule.expectation not in SUPPORTED_EXPECTATIONS:
+            raise DataError(f"{path}: rule {rule.rule} uses unsupported {rule.expectation}")
         if rule.derive is not None and rule.derive not in DERIVATIONS:
             raise DataError(f"{path}: rule {rule.rule} derives unknown predicate '{rule.derive}'")
     return rules
@@ -165,6 +178,12 @@ def _decodes(value: bytes) -> bool:
         return "\x00" not in value.decode("utf-8")
     except UnicodeDecodeError:
         return False
+
+
+def _not_blank(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+    text = text_view(table.column(column))
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    return ~pc.fill_null(blank, False).to_numpy(zero_copy_only=False)
 
 
 def _safety_consistent(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
@@ -198,6 +217,7 @@ def _finite(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.nd
 
 DERIVATIONS = {
     "valid_text": _valid_text,
+    "not_blank": _not_blank,
     "safety_consistent": _safety_consistent,
     "distinct_sides": _distinct_sides,
     "known_response": _known_response,
@@ -214,3 +234,56 @@ def derive(rule: Rule, table: pa.Table, column: str, refs: frozenset[str] | None
     """Evaluate a derived predicate: bool per row, True = the row passes."""
     assert rule.derive is not None  # callers only pass derive rules
     return DERIVATIONS[rule.derive](table, column, refs)
+
+
+def later_duplicates(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True for every non-null value that already occurred earlier (the first one is kept)."""
+    n = len(array)
+    valid = pc.is_valid(array).to_numpy(zero_copy_only=False)
+    if pc.count_distinct(array).as_py() == int(valid.sum()):
+        return np.zeros(n, dtype=bool)
+    rows = pa.table({"key": array, "row": np.arange(n)})
+    first = rows.group_by("key", use_threads=False).aggregate([("row", "min")])
+    later = np.ones(n, dtype=bool)
+    later[first.column("row_min").to_numpy()] = False
+    return later & valid
+
+
+def duplicated_values(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True for every occurrence of a non-null value that occurs more than once."""
+    later = later_duplicates(array)
+    if not later.any():
+        return later
+    repeated = pc.unique(pc.filter(array, pa.array(later)))
+    return pc.fill_null(pc.is_in(array, value_set=repeated), False).to_numpy(zero_copy_only=False)
+
+
+def row_failures(
+    rule: Rule, table: pa.Table, column: str, refs: frozenset[str] | None
+) -> np.ndarray:
+    """Arrow row predicate of ``rule`` on ``column``: True where the row FAILS.
+
+    Mirrors the GX expectation (nulls fail only ``not_be_null``; NaN counts as null there, as
+    in pandas; uniqueness flags later occurrences only).
+    """
+    array = table.column(column)
+    if rule.derive is not None:
+        return ~derive(rule, table, column, refs)
+    if rule.expectation == "expect_column_values_to_not_be_null":
+        return pc.is_null(array, nan_is_null=True).to_numpy(zero_copy_only=False)
+    if rule.expectation == "expect_column_values_to_be_unique":
+        return later_duplicates(array)
+    if rule.expectation == "expect_column_values_to_be_between":
+        low, high = rule.kwargs.get("min_value"), rule.kwargs.get("max_value")
+        outside = pa.repeat(pa.scalar(False), len(array))
+        if low is not None:
+            outside = pc.or_(outside, pc.less(array, low))
+        if high is not None:
+            outside = pc.or_(outside, pc.greater(array, high))
+        return pc.fill_null(outside, False).to_numpy(zero_copy_only=False)
+    if rule.expectation == "expect_column_values_to_be_in_set":
+        member = pc.is_in(array, value_set=pa.array(rule.kwargs["value_set"], array.type))
+        return ~pc.or_(member, pc.is_null(array)).to_numpy(zero_copy_only=False)
+    raise DataError(
+        f"rule {rule.rule}: no row predicate for {rule.expectation}; use a known expectation"
+    )

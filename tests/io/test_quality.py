@@ -250,3 +250,26 @@ def test_wrong_typed_column_is_a_schema_error(column: str, values: list, needs: 
         SchemaMismatchError, match=f"responses column '{column}' has type .*{needs}"
     ):
         check_table("responses", table, run_id="x")
+
+
+def test_large_table_path_matches_whole_table_gx() -> None:
+    """GX on a prefix + flagged rows gives the same split as GX on every row."""
+    table = generate_table(3_000, seed=8)
+    helpfulness = table["helpfulness"].to_pylist()
+    for i in (5, 1_700, 2_999):
+        helpfulness[i] = 7.0
+    table = table.set_column(
+        table.schema.get_field_index("helpfulness"),
+        "helpfulness",
+        pa.array(helpfulness, pa.float32()),
+    )
+    table = pa.concat_tables([table, table.slice(2_500, 3)])  # later duplicates of rows 2500-2502
+    whole = check_table("responses", table, run_id="big", max_failure_rate=1.0)
+    sampled = check_table("responses", table, run_id="big", max_failure_rate=1.0, gx_max_rows=100)
+    assert sampled.accepted.equals(whole.accepted)
+    assert sampled.quarantined.equals(whole.quarantined)
+    assert whole.suite_result["gx_rows_validated"] == 3_003
+    assert (
+        sampled.suite_result["gx_rows_validated"] == 100 + 2 + 6
+    )  # prefix, 2 late bad rows, dup ids
+    assert whole.quarantined["rule"].to_pylist() == ["out_of_range"] * 3 + ["duplicate_id"] * 3
