@@ -2,7 +2,8 @@
 
 ``fit_reward_models`` runs, per criterion, a prompt-grouped k-fold cross-validation over seeds and
 an L2 grid (metrics per fold and split), picks the L2 with the best mean validation log-loss, and
-refits on all pairs (Adam: with a prompt-grouped early-stopping split). ``score_responses`` adds a
+refits on all pairs. Adam stops early on a prompt-grouped split carved out of the training
+prompts (never the held-out fold, so cross-validated metrics stay unbiased). ``score_responses`` adds a
 ``rm_<criterion>`` float32 column that contracts can use as an input.
 """
 
@@ -83,6 +84,22 @@ def _train_standardiser(feats: np.ndarray, data: PairData, train: np.ndarray, st
     return Standardiser.fit(feats[rows], start)
 
 
+def _early_stopping_split(
+    config: RewardModelConfig, prompt_ids: np.ndarray, pool: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split the ``pool`` rows into (train, early-stopping) weights, grouped by prompt.
+
+    Only Adam stops early; L-BFGS trains on the whole pool. The held-out CV fold is never used
+    for stopping, so its metrics stay unbiased.
+    """
+    if config.fit.optimizer != "adam":
+        return pool, np.zeros_like(pool)
+    inside = pool > 0
+    stop = np.zeros_like(pool)
+    stop[inside] = grouped_split(prompt_ids[inside], config.early_stopping_fraction, seed)
+    return pool * (1.0 - stop), stop
+
+
 def _metric_rows(crit, l2, seed, fold, res, data, weights) -> list[dict]:  # noqa: ANN001
     logits = pair_logits(res.params, data)
     rows = []
@@ -135,22 +152,21 @@ def fit_reward_models(
             folds = grouped_kfold(pairs.prompt_ids, config.k_folds, seed)
             for k in range(config.k_folds):
                 val = (folds == k).astype(np.float32)
-                train = 1.0 - val
+                train, stop = _early_stopping_split(config, pairs.prompt_ids, 1.0 - val, seed)
                 std = _train_standardiser(raw, pairs.data, train, start)
                 data = pairs.data._replace(feats=std.apply(raw))
                 for l2 in grid:
-                    res = fit(jax.random.key(seed), data, train, val, jnp.float32(l2))
+                    res = fit(jax.random.key(seed), data, train, stop, jnp.float32(l2))
                     check_fit(res, f"criterion={crit} seed={seed} fold={k} l2={l2}")
                     rows = _metric_rows(crit, l2, seed, k, res, data, {"train": train, "val": val})
                     metric_rows += rows
                     val_loss[l2].append(rows[1]["log_loss"])
         best_l2 = min(grid, key=lambda l2: float(np.mean(val_loss[l2])))
-        stop = grouped_split(pairs.prompt_ids, config.early_stopping_fraction, config.seeds[0])
-        val = stop.astype(np.float32) if config.fit.optimizer == "adam" else np.zeros(len(stop), np.float32)
-        train = 1.0 - val
+        train, stop = _early_stopping_split(config, pairs.prompt_ids, np.ones(len(pairs.pair_ids), np.float32),
+                                            config.seeds[0])
         std = _train_standardiser(raw, pairs.data, train, start)
         data = pairs.data._replace(feats=std.apply(raw))
-        res = fit(jax.random.key(config.seeds[0]), data, train, val, jnp.float32(best_l2))
+        res = fit(jax.random.key(config.seeds[0]), data, train, stop, jnp.float32(best_l2))
         check_fit(res, f"criterion={crit} final l2={best_l2}")
         metric_rows += _metric_rows(crit, best_l2, config.seeds[0], -1, res, data, {"train": train})
         models.append(

@@ -112,3 +112,17 @@ def test_scored_column_ranks_better_responses_higher(shared_data: Path) -> None:
     safe = pc.mean(pc.filter(scored.column("rm_safer"), scored.column("is_safe"))).as_py()
     unsafe = pc.mean(pc.filter(scored.column("rm_safer"), pc.invert(scored.column("is_safe")))).as_py()
     assert safe > unsafe
+
+
+def test_mlp_head_with_adam_early_stopping_on_helpsteer(shared_data: Path) -> None:
+    """Adam stops early on an inner prompt-grouped split; 3-fold held-out accuracy (seed 0: 0.70)."""
+    responses, preferences = load(shared_data, "helpsteer")
+    fit = FitConfig(optimizer="adam", hidden=16, learning_rate=0.01, max_steps=300, patience=30, l2=0.01)
+    models, metrics = fit_reward_models(responses, preferences,
+                                        RewardModelConfig(criteria=("better",), fit=fit, k_folds=3))
+    acc = _val_accuracy(metrics, "better")
+    print(f"helpsteer MLP/Adam: 3-fold held-out accuracy {acc:.3f}")
+    assert acc > 0.64
+    assert models.column("hidden").to_pylist() == [16]
+    steps = [r["steps"] for r in metrics.to_pylist() if r["split"] == "val"]
+    assert min(steps) < 300  # early stopping fired on at least one fold
