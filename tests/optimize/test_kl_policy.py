@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlhf_core.errors import OptimizationDivergedError
 from rlhf_core.optimize import KLPolicyConfig, check_policy, make_kl_policy, tilted_policy
@@ -73,3 +75,19 @@ def test_zero_budget_infeasible_raises_and_feasible_zero_cost_converges() -> Non
     res = solve(reward, free, ref, allowed, jnp.float32(0.01))
     check_policy(res, 0.01)
     assert float(res.lam) > 1.0 and np.isfinite(float(res.kl))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 1.0))
+def test_policy_is_a_distribution_over_allowed_candidates(seed: int, budget: float) -> None:
+    reward, cost, ref, allowed = _problem(seed)
+    res = _SOLVE(reward[:40], cost[:40], ref[:40], allowed[:40], jnp.float32(budget))
+    pol = np.asarray(res.policy)
+    np.testing.assert_allclose(pol.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(pol[~allowed[:40]] == 0) and np.all(pol >= 0)
+    if bool(res.feasible) and bool(res.converged):
+        assert float(res.slack) >= -1e-4 and float(res.kl) >= -1e-6
+    assert float(res.lam) >= 0
+
+
+_SOLVE = make_kl_policy(KLPolicyConfig(beta=BETA))
