@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlhf_core.errors import DataQualityError, SchemaMismatchError
 from rlhf_core.io.adapters import ingest
@@ -273,3 +275,39 @@ def test_large_table_path_matches_whole_table_gx() -> None:
         sampled.suite_result["gx_rows_validated"] == 100 + 2 + 6
     )  # prefix, 2 late bad rows, dup ids
     assert whole.quarantined["rule"].to_pylist() == ["out_of_range"] * 3 + ["duplicate_id"] * 3
+
+
+_TEXT = st.sampled_from(["ok", "", "  ", "\u3000", "\x1c", "tab\tbed", "nul\x00", "x\n"])
+_RATING = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=32))
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            _TEXT,
+            _RATING,
+            st.one_of(st.none(), st.booleans()),
+            st.integers(-1, 4),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_gx_and_arrow_agree_and_rows_are_conserved(data: list[tuple]) -> None:
+    """check_table raises if GX and the Arrow predicates disagree; random rows must not."""
+    table = generate_table(len(data), seed=0)
+    columns = {
+        "response_id": pa.array([f"r{d[0]}" for d in data]),
+        "response": pa.array([d[1] for d in data]),
+        "helpfulness": pa.array([d[2] for d in data], pa.float32()),
+        "is_safe": pa.array([d[3] for d in data], pa.bool_()),
+        "severity": pa.array([d[4] for d in data], pa.int8()),
+    }
+    for name, values in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), name, values)
+    result = check_table("responses", table, run_id="prop", max_failure_rate=1.0)
+    _conserved(table, result)
+    kept = result.accepted["response_id"].to_pylist()
+    assert len(kept) == len(set(kept))
