@@ -1,0 +1,28 @@
+"""Flow ``build-report``: one self-contained HTML report of a run, linked from Prefect."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.report import build_run_report
+
+
+class BuildReportParams(BaseModel):
+    """Parameters of ``build-report``.
+
+    Attributes:
+        run_id: The run to report on (any flow's run id in this lake).
+        lake_root: Lake root (``RLHF_WIZARD_HOME``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    lake_root: str = ".wizard"
+
+
+@flow(name="build-report", log_prints=True)
+def build_report(params: BuildReportParams) -> dict:
+    """Collect the run's tables from the lake, render the report, publish its link."""
+    return build_run_report(params.run_id, params.lake_root)

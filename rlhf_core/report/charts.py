@@ -1,0 +1,163 @@
+"""Report charts: matplotlib on the Agg canvas, returned as PNG bytes (no pyplot, no global state).
+
+Every function takes already-aggregated numbers (histogram counts, a point sample, front points),
+so the cost of a chart does not grow with the run's row count.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+_DPI = 96
+_BLUE, _RED, _GREY, _GREEN, _ORANGE = "#1f77b4", "#d62728", "#9e9e9e", "#2ca02c", "#ff7f0e"
+
+
+def data_uri(png: bytes) -> str:
+    """A ``data:image/png;base64,...`` URI embedding ``png`` in the page."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI)
+    return buf.getvalue()
+
+
+def histogram_grid(histograms: Mapping[str, tuple[np.ndarray, np.ndarray]], columns: int = 3) -> bytes:
+    """Small-multiple histograms, one panel per named distribution.
+
+    Args:
+        histograms: ``name -> (edges [B+1], counts [B])`` as computed by the lake aggregation.
+        columns: Panels per row.
+
+    Returns:
+        PNG bytes.
+    """
+    names = list(histograms)
+    cols = max(1, min(columns, len(names)))
+    rows = max(1, -(-len(names) // cols))
+    fig = _figure(3.4 * cols, 2.5 * rows)
+    for i, name in enumerate(names):
+        edges, counts = histograms[name]
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.stairs(counts, edges, fill=True, color=_BLUE if i == 0 else _GREEN, alpha=0.8)
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel("responses", fontsize=8)
+        ax.tick_params(labelsize=8)
+    return _png(fig)
+
+
+def rate_bars(rates: Mapping[str, float], title: str) -> bytes:
+    """Horizontal bars of rates in [0, 1] (clause violation rates, veto rate).
+
+    Args:
+        rates: ``label -> rate``.
+        title: Axis title.
+
+    Returns:
+        PNG bytes.
+    """
+    labels = list(rates)
+    values = np.asarray([rates[k] for k in labels], dtype=float)
+    fig = _figure(6.4, 0.45 * max(len(labels), 2) + 1.0)
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(labels))
+    ax.barh(y, values, color=[_RED if v > 0 else _GREY for v in values])
+    ax.set_yticks(y, labels, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(0.05, float(values.max(initial=0.0)) * 1.15))
+    for yi, v in zip(y, values, strict=True):
+        ax.text(v, yi, f" {v:.2%}", va="center", fontsize=8)
+    ax.set_xlabel("share of scored responses", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    return _png(fig)
+
+
+def length_bias(
+    length: np.ndarray,
+    reward: np.ndarray,
+    binned: Sequence[tuple[float, float]],
+    pearson: float | None,
+    spearman: float | None,
+) -> bytes:
+    """Reward against response length: hexbin of a sample plus the binned mean over all rows.
+
+    Args:
+        length: Sampled response lengths (characters), shape ``[n]``.
+        reward: Their rewards, shape ``[n]``.
+        binned: ``(mean length, mean reward)`` per length decile over every row.
+        pearson: Pearson correlation over every row (None when undefined).
+        spearman: Spearman rank correlation over every row (None when undefined).
+
+    Returns:
+        PNG bytes.
+    """
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    if len(length):
+        hb = ax.hexbin(length, reward, gridsize=40, mincnt=1, cmap="Blues", bins="log")
+        fig.colorbar(hb, ax=ax, label="responses (log)")
+    if binned:
+        bx, by = zip(*binned, strict=True)
+        ax.plot(bx, by, "o-", color=_ORANGE, label="mean reward per length decile")
+        ax.legend(loc="lower right", fontsize=8)
+    fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
+    ax.set_title(f"reward vs response length (Pearson {fmt(pearson)}, Spearman {fmt(spearman)})",
+                 fontsize=10)
+    ax.set_xlabel("response length (characters)", fontsize=9)
+    ax.set_ylabel("reward", fontsize=9)
+    return _png(fig)
+
+
+def pareto_front(
+    stakeholders: Sequence[str],
+    points: np.ndarray,
+    on_front: np.ndarray,
+    contract: np.ndarray | None,
+    nash: np.ndarray | None,
+    knee: np.ndarray | None,
+) -> bytes:
+    """Pairwise projections of the stakeholder utility trade-off.
+
+    Args:
+        stakeholders: Objective names, ``S >= 2``.
+        points: Utilities of every evaluated weight vector, ``[N, S]``.
+        on_front: Non-dominated mask, ``[N]``.
+        contract: The contract's point ``[S]`` (None when not evaluated).
+        nash: The Nash bargaining point ``[S]``.
+        knee: The knee point ``[S]``.
+
+    Returns:
+        PNG bytes with up to three panels (the first three stakeholder pairs).
+    """
+    s = len(stakeholders)
+    pairs = [(i, j) for i in range(s) for j in range(i + 1, s)][:3]
+    fig = _figure(3.6 * len(pairs) + 0.6, 3.5)
+    for k, (i, j) in enumerate(pairs):
+        ax = fig.add_subplot(1, len(pairs), k + 1)
+        ax.scatter(points[~on_front, i], points[~on_front, j], s=6, color=_GREY, label="dominated")
+        ax.scatter(points[on_front, i], points[on_front, j], s=10, color=_BLUE, label="Pareto front")
+        for point, marker, color, label in ((contract, "*", _RED, "contract"),
+                                            (nash, "D", _GREEN, "Nash"),
+                                            (knee, "s", _ORANGE, "knee")):
+            if point is not None:
+                ax.scatter([point[i]], [point[j]], s=110, marker=marker, color=color,
+                           edgecolor="black", zorder=5, label=label)
+        ax.set_xlabel(f"utility {stakeholders[i]}", fontsize=9)
+        ax.set_ylabel(f"utility {stakeholders[j]}", fontsize=9)
+        ax.tick_params(labelsize=8)
+        if k == 0:
+            ax.legend(fontsize=7, loc="best")
+    return _png(fig)

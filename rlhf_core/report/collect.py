@@ -1,0 +1,170 @@
+"""Gather everything the run report shows from the lake: one read per table, aggregated at once.
+
+Sections whose inputs a run did not produce (Pareto front, λ, pairs, plan) come back as None and
+the report says "not computed for this run" instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from rlhf_core.errors import AuditError, LakeError
+from rlhf_core.io.lake import Lake
+from rlhf_core.io.runs import RunRecord, get_run
+from rlhf_core.io.score_stats import UTILITY_PREFIX, score_stats
+from rlhf_core.report.aggregate import (
+    LengthBias,
+    grouped_counts,
+    histograms,
+    length_bias,
+    response_lengths,
+)
+from rlhf_core.report.contract_facts import ContractFacts, contract_facts
+from rlhf_core.report.optional_tables import (
+    ParetoView,
+    PlanView,
+    read_json,
+    read_pairs,
+    read_pareto,
+    read_plan,
+    read_policy,
+)
+from rlhf_core.security.audit import AuditEntry, AuditLog
+
+
+@dataclass(frozen=True)
+class QualitySuite:
+    """One Great Expectations suite result as stored by the run.
+
+    Attributes:
+        name: Suite (table) name.
+        success: Whether every expectation passed within the allowed failure rate.
+        rows_in: Rows checked.
+        quarantined: Rows the suite quarantined.
+        failure_rate: Quarantined share.
+        failed: ``(expectation, column, unexpected count)`` of failing expectations.
+        expectations: Number of expectations evaluated.
+    """
+
+    name: str
+    success: bool
+    rows_in: int
+    quarantined: int
+    failure_rate: float
+    failed: tuple[tuple[str, str, int], ...]
+    expectations: int
+
+
+@dataclass(frozen=True)
+class RunReportData:
+    """Everything one report page shows (aggregates only; no per-row data except a small sample)."""
+
+    run_id: str
+    generated_at: datetime
+    run: RunRecord | None
+    contract: ContractFacts | None
+    quality: tuple[QualitySuite, ...]
+    quarantine: tuple[dict, ...]
+    stats: Mapping[str, Any] | None
+    histograms: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    length: LengthBias | None
+    pareto: ParetoView | None
+    policy: Mapping[str, Any] | None
+    pairs: tuple[dict, ...] | None
+    plan: PlanView | None
+    audit: tuple[AuditEntry, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _suites(doc: Any) -> list[QualitySuite]:
+    if not isinstance(doc, dict):
+        return []
+    found = [doc] if "suite" in doc else [v for v in doc.values() if isinstance(v, dict) and "suite" in v]
+    return [
+        QualitySuite(
+            name=str(s["suite"]), success=bool(s.get("success")), rows_in=int(s.get("rows_in", 0)),
+            quarantined=int(s.get("quarantined", 0)), failure_rate=float(s.get("failure_rate", 0.0)),
+            failed=tuple((str(e.get("expectation")), str(e.get("column", "")), int(e.get("unexpected_count", 0)))
+                         for e in s.get("expectations", []) if not e.get("success", True)),
+            expectations=len(s.get("expectations", [])),
+        )
+        for s in found
+    ]
+
+
+def run_audit(lake: Lake, run_id: str) -> tuple[AuditEntry, ...]:
+    """The audit entries of run ``run_id``: its own, and its contract's between its start and finish."""
+    try:
+        entries = AuditLog(lake).entries()
+    except AuditError:
+        return ()
+    starts = [i for i, e in enumerate(entries) if e.kind == "run_started" and e.subject == run_id]
+    if not starts:
+        return tuple(e for e in entries if e.subject == run_id or e.details.get("run_id") == run_id)
+    window = entries[starts[-1]:]
+    ends = [i for i, e in enumerate(window) if e.kind == "run_finished" and e.subject == run_id]
+    window = window[: ends[0] + 1] if ends else window
+    used = {e.subject for e in window if e.kind == "contract_used" and e.details.get("run_id") == run_id}
+    mine = [e for e in window if e.subject == run_id or e.details.get("run_id") == run_id]
+    # contract validation is audited before the run id is attached (contract_used names it)
+    mine += [e for e in window if e.subject in used and e.kind in ("contract_validated", "contract_approved")]
+    return tuple(sorted({e.seq: e for e in mine}.values(), key=lambda e: e.seq))
+
+
+def collect_run(lake: Lake, run_id: str) -> RunReportData:
+    """Read and aggregate everything the report of run ``run_id`` shows.
+
+    Args:
+        lake: The lake the run wrote to.
+        run_id: The run.
+
+    Returns:
+        The report data.
+
+    Raises:
+        LakeError: If the run has neither a run record nor scores in this lake.
+    """
+    notes: list[str] = []
+    try:
+        run = get_run(lake, run_id)
+    except LakeError:
+        run, notes = None, [f"run {run_id} has no record in the runs table"]
+    score_parts = lake.part_paths("scores", run_id)
+    if run is None and not score_parts:
+        raise LakeError(f"run {run_id} has no record and no scores in {lake.root}; check the run id "
+                        f"(runs present: {', '.join(lake.list_runs('runs')) or 'none'}) and RLHF_WIZARD_HOME")
+    params = dict(run.parameters) if run else {}
+    audit = run_audit(lake, run_id)
+    stats, hists, bias = None, {}, None
+    if score_parts:
+        stats = score_stats(score_parts)
+        scores = lake.read_table("scores", run_id=run_id)
+        utils = [c for c in scores.column_names if c.startswith(UTILITY_PREFIX)]
+        hists = histograms(scores, ["reward", *utils])
+        if lake.part_paths("responses", run_id):
+            lengths = response_lengths(lake.read_table("responses", run_id=run_id,
+                                                       columns=["response_id", "response"]))
+            bias = length_bias(scores, lengths)
+        else:
+            notes.append("no responses partition: reward vs length not computed")
+    else:
+        notes.append("no scores partition: score distributions not computed")
+    quality = _suites(read_json(lake, f"artifacts/{run_id}/quality-ingest.json"))
+    quality += _suites(read_json(lake, f"artifacts/{run_id}/quality-scores.json"))
+    quarantine: list[dict] = []
+    if lake.part_paths("quarantine", run_id):
+        table = lake.read_table("quarantine", run_id=run_id, columns=["table", "rule", "reason"])
+        quarantine = grouped_counts(table, ["table", "rule"], example="reason")
+    facts = contract_facts(run_id, audit, params.get("contract"), bool(params.get("dry_run")),
+                           (stats or {}).get("violations", {}))
+    return RunReportData(
+        run_id=run_id, generated_at=datetime.now(UTC), run=run, contract=facts,
+        quality=tuple(quality), quarantine=tuple(quarantine), stats=stats, histograms=hists,
+        length=bias, pareto=read_pareto(lake, run_id), policy=read_policy(lake, run_id),
+        pairs=read_pairs(lake, run_id), plan=read_plan(lake, run_id), audit=audit, notes=tuple(notes),
+    )

@@ -1,0 +1,161 @@
+"""Readers for what only some runs produce: Pareto front, constrained policy (λ), DPO pairs, plan.
+
+Each returns None when the run did not produce it, so the report can say so. Where they live:
+
+* ``pareto`` table, run partition: the table of
+  :func:`rlhf_core.optimize.compute_pareto` (``kind`` grid|contract, ``w_<s>``, ``u_<s>``,
+  ``on_front``, ``is_knee``, ``is_nash``); optional ``artifacts/<run_id>/pareto.json`` (its summary).
+* λ: ``artifacts/<run_id>/policy.json`` (the summary of :func:`rlhf_core.optimize.tables.optimize_policy`:
+  ``lambda``, ``slack``, ``kl``, ``expected_reward`` ...), or Parquet metadata ``lambda`` /
+  ``rlhf_wizard.lambda`` on the run's ``selections`` part.
+* ``pairs`` table, run partition (TRL DPO format with ``strategy`` and ``margin``).
+* ``plans`` table, run partition, and the Gantt chart ``reports/<run_id>/plan-gantt.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow.fs as pafs
+
+from rlhf_core.errors import LakeError
+from rlhf_core.io.lake import Lake
+
+_POLICY_KEYS = ("lambda", "slack", "kl", "expected_reward", "expected_cost", "active", "steps", "prompts")
+
+
+@dataclass(frozen=True)
+class ParetoView:
+    """The Pareto section: evaluated points and the marked ones.
+
+    Attributes:
+        stakeholders: Objective names.
+        points: Utilities per evaluated weight vector, float64 ``[N, S]``.
+        on_front: Non-dominated mask ``[N]``.
+        contract: The contract's point ``[S]`` or None.
+        nash: The Nash bargaining point ``[S]`` or None.
+        knee: The knee point ``[S]`` or None.
+        summary: The stored summary (hypervolume, regret ...) when present.
+    """
+
+    stakeholders: tuple[str, ...]
+    points: np.ndarray
+    on_front: np.ndarray
+    contract: np.ndarray | None
+    nash: np.ndarray | None
+    knee: np.ndarray | None
+    summary: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """The campaign plan section.
+
+    Attributes:
+        project: Project name.
+        makespan: Planned makespan.
+        algorithm: Search algorithm that found it.
+        activities: ``{activity, start, finish, slack, critical}`` rows, by start.
+        gantt_png: The Gantt chart the planner wrote, or None if absent.
+    """
+
+    project: str
+    makespan: int
+    algorithm: str
+    activities: tuple[dict, ...]
+    gantt_png: bytes | None
+
+
+def _file_bytes(lake: Lake, relpath: str) -> bytes | None:
+    path = lake.path(relpath)
+    if lake.fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with lake.fs.open_input_file(path) as fh:
+        return fh.read()
+
+
+def read_json(lake: Lake, relpath: str) -> Any | None:
+    """Parse a JSON file under the lake root; None when it does not exist.
+
+    Raises:
+        LakeError: If the file exists but is not valid JSON.
+    """
+    raw = _file_bytes(lake, relpath)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise LakeError(f"{lake.path(relpath)} is not valid JSON ({exc}); re-run the flow that writes it") from exc
+
+
+def read_pareto(lake: Lake, run_id: str) -> ParetoView | None:
+    """The run's Pareto table as points and marks, or None."""
+    if not lake.part_paths("pareto", run_id):
+        return None
+    table = lake.read_table("pareto", run_id=run_id)
+    names = tuple(c[2:] for c in table.column_names if c.startswith("w_"))
+    if len(names) < 2 or any(f"u_{s}" not in table.column_names for s in names):
+        return None
+    points = np.column_stack([table.column(f"u_{s}").to_numpy(zero_copy_only=False) for s in names]).astype(float)
+
+    def mask(column: str) -> np.ndarray:
+        if column not in table.column_names:
+            return np.zeros(table.num_rows, bool)
+        return np.asarray(table.column(column).fill_null(False).to_numpy(zero_copy_only=False), bool)
+
+    def first(m: np.ndarray) -> np.ndarray | None:
+        idx = np.flatnonzero(m)
+        return points[idx[0]] if len(idx) else None
+
+    kinds = np.asarray(table.column("kind").to_pylist() if "kind" in table.column_names else [], object)
+    contract = first(kinds == "contract") if len(kinds) else None
+    return ParetoView(names, points, mask("on_front"), contract, first(mask("is_nash")),
+                      first(mask("is_knee")), read_json(lake, f"artifacts/{run_id}/pareto.json"))
+
+
+def read_policy(lake: Lake, run_id: str) -> dict[str, Any] | None:
+    """λ and the constrained policy's summary for the run, or None when not computed."""
+    doc = read_json(lake, f"artifacts/{run_id}/policy.json")
+    if isinstance(doc, dict) and "lambda" in doc:
+        return {k: doc[k] for k in _POLICY_KEYS if k in doc}
+    if lake.part_paths("selections", run_id):
+        meta = lake.read_metadata("selections", run_id)
+        for key in ("lambda", "rlhf_wizard.lambda"):
+            if key in meta:
+                return {"lambda": float(meta[key])}
+    return None
+
+
+def read_pairs(lake: Lake, run_id: str) -> tuple[dict, ...] | None:
+    """DPO pair counts per strategy (with margin statistics), or None when no pairs were written."""
+    if not lake.part_paths("pairs", run_id):
+        return None
+    table = lake.read_table("pairs", run_id=run_id)
+    if "strategy" not in table.column_names:
+        return ({"strategy": "?", "pairs": table.num_rows, "mean_margin": None, "min_margin": None},)
+    con = duckdb.connect()
+    try:
+        con.register("p", table.select(["strategy", "margin"]))
+        rows = con.execute("SELECT strategy, count(*), avg(margin), min(margin) FROM p "
+                           "GROUP BY strategy ORDER BY strategy").fetchall()
+    finally:
+        con.close()
+    return tuple({"strategy": s, "pairs": int(n), "mean_margin": m, "min_margin": lo} for s, n, m, lo in rows)
+
+
+def read_plan(lake: Lake, run_id: str) -> PlanView | None:
+    """The run's campaign plan and its Gantt PNG, or None when no plan exists."""
+    png = _file_bytes(lake, f"reports/{run_id}/plan-gantt.png")
+    if not lake.part_paths("plans", run_id):
+        return None if png is None else PlanView("?", 0, "?", (), png)
+    table = lake.read_table("plans", run_id=run_id).sort_by("start")
+    rows = table.select(["activity", "start", "finish", "slack", "critical"]).to_pylist()
+    first = table.slice(0, 1).to_pylist()[0] if table.num_rows else {}
+    return PlanView(str(first.get("project", "?")), int(first.get("makespan", 0)),
+                    str(first.get("algorithm", "?")), tuple(rows), png)

@@ -1,0 +1,103 @@
+"""Fixtures for report tests: one real ``contract-pipeline`` run with quarantined rows, and a copy
+of its lake enriched with a Pareto front, λ, DPO pairs and a campaign plan (core functions)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from rlhf_core.io.generator import write_synthetic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
+CAMPAIGN = REPO_ROOT / "configs" / "campaigns" / "rlhf_campaign.yaml"
+RUN_ID = "report-run-1"
+BAD_EMPTY, BAD_RANGE = 6, 6
+
+
+@pytest.fixture(scope="session")
+def report_prefect_api(tmp_path_factory: pytest.TempPathFactory):
+    """A Prefect API for flows: the one another fixture already exported, else a test harness."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield url
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+def _write_source(out: Path) -> Path:
+    """1,200 generated responses plus 12 bad rows: 6 empty responses, 6 helpfulness out of range."""
+    paths = write_synthetic(out, 1_200, seed=11)
+    bad = pq.read_table(paths[0]).slice(0, BAD_EMPTY + BAD_RANGE)
+    n = bad.num_rows
+    texts = pa.array([""] * BAD_EMPTY + ["a perfectly fine answer"] * BAD_RANGE)
+    helpful = pc.if_else(pa.array([False] * BAD_EMPTY + [True] * BAD_RANGE),
+                         pa.scalar(9.0, pa.float32()), bad.column("helpfulness"))
+    bad = bad.set_column(bad.schema.get_field_index("response"), "response", texts)
+    bad = bad.set_column(bad.schema.get_field_index("helpfulness"), "helpfulness", helpful)
+    bad = bad.set_column(bad.schema.get_field_index("response_id"), "response_id",
+                         pa.array([f"bad-{i}" for i in range(n)]))
+    pq.write_table(bad, out / "part-00099.parquet")
+    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(report_prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A real ``contract-pipeline`` run (local Dask, one worker) on data with bad rows."""
+    from flows.config import PipelineConfig
+    from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
+
+    data = _write_source(tmp_path_factory.mktemp("report-data"))
+    lake = tmp_path_factory.mktemp("report-lake")
+    config = PipelineConfig.model_validate({"dask": {"n_workers": 1}})
+    result = contract_pipeline(ContractPipelineParams(contract=str(DEMO_CONTRACT), data=str(data),
+                                                      run_id=RUN_ID, lake_root=str(lake), config=config))
+    return lake, result
+
+
+@pytest.fixture(scope="session")
+def enriched_lake(pipeline_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the run's lake plus what the optimize and plan stages write for the same run."""
+    import json
+
+    from rlhf_core.io.lake import Lake
+    from rlhf_core.optimize import compute_pareto
+    from rlhf_core.optimize.kl_policy import KLPolicyConfig
+    from rlhf_core.optimize.tables import PAIRS_SCHEMA, optimize_policy, select_pairs_table
+    from rlhf_core.planner import SearchConfig, load_campaign, plan_project
+    from tasks.planning import publish_plan
+
+    source, _ = pipeline_run
+    root = tmp_path_factory.mktemp("enriched") / "lake"
+    shutil.copytree(source, root)
+    lake = Lake(root)
+    scores = lake.read_table("scores", run_id=RUN_ID).drop_columns(["run_id"])
+    pareto, summary = compute_pareto(scores, ["users", "safety_board", "operator"], [0.5, 0.3, 0.2],
+                                     min_weights=100)
+    lake.write_partition("pareto", RUN_ID, pareto, pareto.schema)
+    lake.write_file_atomic(f"artifacts/{RUN_ID}/pareto.json", json.dumps(summary).encode())
+    responses = lake.read_table("responses", run_id=RUN_ID)
+    pairs, _ = select_pairs_table(scores, responses, "best_vs_worst", margin=0.05)
+    lake.write_partition("pairs", RUN_ID, pairs, PAIRS_SCHEMA)
+    costed = scores.append_column("cost", pc.cast(scores.column("penalty"), pa.float32()))
+    selections, policy = optimize_policy(costed, "cost", 0.002, KLPolicyConfig())
+    lake.write_partition("selections", RUN_ID, selections, selections.schema)
+    lake.write_file_atomic(f"artifacts/{RUN_ID}/policy.json", json.dumps(policy).encode())
+    plan = plan_project(load_campaign(CAMPAIGN), SearchConfig(algorithm="ga", budget=100, islands=1, pop_size=8))
+    publish_plan(plan, RUN_ID, str(root))
+    return root

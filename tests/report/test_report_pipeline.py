@@ -1,0 +1,134 @@
+"""The HTML report of a real ``contract-pipeline`` run: content, self-containment, artifacts, CLI."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rlhf_core.errors import LakeError
+from rlhf_core.io.lake import Lake
+from rlhf_core.report import build_report, report_relpath
+from tests.report.conftest import BAD_EMPTY, BAD_RANGE, RUN_ID
+
+pytestmark = pytest.mark.integration
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_IMG_SRC = re.compile(r'<img[^>]*\ssrc="([^"]*)"')
+
+
+def _section(html: str, anchor: str) -> str:
+    start = html.index(f'<section id="{anchor}">')
+    return html[start: html.index("</section>", start)]
+
+
+def assert_self_contained(html: str) -> list[bytes]:
+    """No external resource of any kind; every image an embedded PNG. Returns the PNGs."""
+    assert not re.search(r'(src|href)\s*=\s*"(?!data:|#)', html), "a src/href points outside the page"
+    assert not re.search(r"url\(|@import|<script|<link", html, re.IGNORECASE)
+    pngs = []
+    for src in _IMG_SRC.findall(html):
+        assert src.startswith("data:image/png;base64,")
+        png = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert png.startswith(PNG_MAGIC) and len(png) > 2_000
+        pngs.append(png)
+    return pngs
+
+
+def test_pipeline_writes_the_report_as_its_last_stage(pipeline_run) -> None:
+    lake, result = pipeline_run
+    path = Path(result["report"])
+    assert path == Path(Lake(lake).path(report_relpath(RUN_ID)))
+    html = path.read_text("utf-8")
+    assert len(assert_self_contained(html)) == 3  # histograms, violations, length bias
+    assert result["contract"]["hash"] in html
+    assert "status <b>completed</b>" in html
+    for label in ("safe", "coherent", "concise", "bounded", "has_safe"):
+        assert f"<td>{label}</td>" in _section(html, "contract")
+    assert "proved statically" in _section(html, "contract")  # the ENSURES clause's check
+    assert "approved</span> by users, safety_board, operator" in html
+    for anchor, text in (("pareto", "not computed for this run"), ("policy", "not computed for this run"),
+                         ("pairs", "not computed for this run"), ("plan", "No campaign plan")):
+        assert text in _section(html, anchor)
+
+
+def test_report_counts_quarantine_by_reason_and_quality_suites(pipeline_run) -> None:
+    lake, result = pipeline_run
+    html = Path(result["report"]).read_text("utf-8")
+    quality = _section(html, "quality")
+    assert re.search(rf"<td>empty_text</td><td class=\"num\">{BAD_EMPTY}</td>", quality)
+    assert re.search(rf"<td>out_of_range</td><td class=\"num\">{BAD_RANGE}</td>", quality)
+    for suite in ("responses", "scores"):
+        assert f"<td>{suite}</td>" in quality
+    assert result["ingest"]["quarantined"] == BAD_EMPTY + BAD_RANGE
+    assert f"<b>{BAD_EMPTY + BAD_RANGE}</b>" in _section(html, "overview")
+
+
+def test_report_length_correlation_matches_the_lake(pipeline_run) -> None:
+    lake, result = pipeline_run
+    data = build_report(Lake(lake), RUN_ID).data
+    scores = Lake(lake).read_table("scores", run_id=RUN_ID, columns=["response_id", "reward"])
+    responses = Lake(lake).read_table("responses", run_id=RUN_ID, columns=["response_id", "response"])
+    length = {i: len(t) for i, t in zip(responses.column("response_id").to_pylist(),
+                                         responses.column("response").to_pylist(), strict=True)}
+    x = np.asarray([length[i] for i in scores.column("response_id").to_pylist()], float)
+    y = np.asarray(scores.column("reward").to_pylist(), float)
+    assert data.length.rows == scores.num_rows == result["scores"]["rows"]
+    assert data.length.pearson == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
+    html = Path(result["report"]).read_text("utf-8")
+    assert f"Pearson r = <b>{data.length.pearson:.4g}</b>" in html
+    assert data.stats["violations"]["safe"] == pytest.approx(data.stats["veto_rate"])
+
+
+def test_pipeline_publishes_link_and_markdown_artifacts(pipeline_run) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, result = pipeline_run
+    keys = [f"report-link-{RUN_ID}", f"report-{RUN_ID}", f"report-sections-{RUN_ID}"]
+    with get_client(sync_client=True) as client:
+        found = {a.key: a for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))}
+    assert set(found) == set(keys)
+    assert Path(result["report"]).resolve().as_uri() in str(found[keys[0]].data)
+    assert result["report"] in str(found[keys[1]].data)
+    assert found[keys[1]].type == "markdown" and found[keys[2]].type == "table"
+
+
+def test_enriched_run_shows_pareto_lambda_pairs_and_plan(enriched_lake: Path) -> None:
+    lake = Lake(enriched_lake)
+    result = build_report(lake, RUN_ID)
+    html = Path(result.path).read_text("utf-8")
+    assert result.sections == {"pareto": True, "policy": True, "pairs": True, "plan": True}
+    pngs = assert_self_contained(html)
+    assert len(pngs) == 5  # + Pareto front and Gantt chart
+    gantt = (enriched_lake / "reports" / RUN_ID / "plan-gantt.png").read_bytes()
+    assert gantt in pngs  # the planner's own chart, embedded byte for byte
+    policy = lake.read_table("selections", run_id=RUN_ID)
+    assert policy.num_rows == lake.count_rows("scores", RUN_ID)
+    assert "λ (Lagrange multiplier)" in _section(html, "policy")
+    assert result.data.policy["lambda"] > 0  # the budget binds
+    pairs = lake.count_rows("pairs", RUN_ID)
+    assert f"<td>best_vs_worst</td><td class=\"num\">{pairs}</td>" in _section(html, "pairs")
+    view = result.data.pareto
+    assert view.contract is not None and view.nash is not None and view.on_front.any()
+    assert "not computed" not in html
+
+
+def test_cli_report_writes_out_file_and_refuses_unknown_run(pipeline_run, tmp_path, monkeypatch) -> None:
+    from rlhf_cli.main import app
+
+    lake, _ = pipeline_run
+    monkeypatch.setenv("RLHF_WIZARD_HOME", str(lake))
+    out = tmp_path / "run.html"
+    res = CliRunner().invoke(app, ["report", RUN_ID, "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert f'"out": "{out}"' in res.output
+    assert out.read_bytes() == Path(Lake(lake).path(report_relpath(RUN_ID))).read_bytes()
+    res = CliRunner().invoke(app, ["report", "no-such-run"])
+    assert res.exit_code != 0 and isinstance(res.exception, LakeError)
+    assert "no-such-run" in str(res.exception) and RUN_ID in str(res.exception)
