@@ -1,10 +1,11 @@
-"""Flow ``contract-pipeline``: validate -> ingest -> score -> verify -> summarise, every step audited."""
+"""Flow ``contract-pipeline``: validate -> ingest -> score -> verify -> summarise -> report, every step audited."""
 
 from __future__ import annotations
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.build_report import BuildReportParams, build_report
 from flows.config import PipelineConfig
 from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
 from flows.score_responses import ScoreResponsesParams, score_responses_with
@@ -81,5 +82,7 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
         finish_run(params.run_id, params.lake_root, "failed", counts, error=str(exc).splitlines()[0][:500])
         raise
     finish_run(params.run_id, params.lake_root, "completed", counts)
+    report = build_report(BuildReportParams(run_id=params.run_id, lake_root=params.lake_root))
     return {"run_id": params.run_id, "contract": contract, "ingest": ingest, "scores": scored,
-            "quality": quality, "differential": verified, "summary": summary["summary_markdown"]}
+            "quality": quality, "differential": verified, "summary": summary["summary_markdown"],
+            "report": report["path"]}
