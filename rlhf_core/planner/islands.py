@@ -27,11 +27,6 @@ def _check(config: SearchConfig) -> None:
 
 
 @functools.cache
-def _init_fn(config: SearchConfig) -> object:
-    return jax.jit(lambda inst, key: init_island(inst, key, config.qiea_params()))
-
-
-@functools.cache
 def _run_fn(config: SearchConfig, generations: int) -> object:
     total = config.generations()
     return jax.jit(
@@ -40,9 +35,10 @@ def _run_fn(config: SearchConfig, generations: int) -> object:
 
 
 def start_island(inst: Instance, config: SearchConfig, island: int) -> IslandState:
-    """Initialise and evaluate island ``island`` (epoch 0)."""
+    """The blank state of island ``island`` (its first epoch evaluates it)."""
     _check(config)
-    return _init_fn(config)(inst, island_key(config.seed, island, 0))
+    del island  # every island starts from the same uniform Q-bits; keys differ per island
+    return init_island(inst, config.qiea_params())
 
 
 def advance_island(inst: Instance, config: SearchConfig, state: IslandState, island: int, epoch: int) -> IslandState:
@@ -51,7 +47,7 @@ def advance_island(inst: Instance, config: SearchConfig, state: IslandState, isl
     lengths = epoch_lengths(config)
     if not 1 <= epoch <= len(lengths):
         raise PlannerError(f"epoch {epoch} is outside 1..{len(lengths)} for budget {config.budget}")
-    return _run_fn(config, lengths[epoch - 1])(inst, state, island_key(config.seed, island, epoch))
+    return _run_fn(config, lengths[epoch - 1])(inst, state, island_key(config.seed, island))
 
 
 def migrate_islands(states: Sequence[IslandState]) -> list[IslandState]:

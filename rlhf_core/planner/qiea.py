@@ -46,6 +46,9 @@ class QIEAParams(NamedTuple):
     fbi: bool = True
 
 
+NO_SOLUTION = 2**30
+
+
 class IslandState(NamedTuple):
     """The state of one island (add a leading axis for several).
 
@@ -85,31 +88,35 @@ def _observe(theta: jnp.ndarray, key: jnp.ndarray, bits: int) -> tuple[jnp.ndarr
     return obs, (obs.astype(jnp.float32) * _weights(bits)).sum(-1) + tie
 
 
-def init_island(inst: Instance, key: jnp.ndarray, params: QIEAParams) -> IslandState:
-    """Observe a uniform Q-bit population (``theta = pi/4``) and evaluate it (generation 0).
+def init_island(inst: Instance, params: QIEAParams) -> IslandState:
+    """A blank island: uniform Q-bits (``theta = pi/4``) and no solution yet.
+
+    The first generation observes and evaluates it like any other (no schedule is built here).
 
     Args:
-        inst: A single padded instance.
-        key: PRNG key.
+        inst: A single padded instance (only its shape is used).
         params: Hyper-parameters.
 
     Returns:
-        The island state after one evaluated generation.
+        The island state before its first generation.
     """
     n = inst.dur.shape[0]
-    theta = jnp.full((params.pop_size, n, params.bits), jnp.pi / 4, jnp.float32)
-    _, prio = _observe(theta, key, params.bits)
-    starts, ms = evaluate_population(inst, prio, params.sgs, params.fbi)
-    attr = jax.vmap(lambda s: _encode(s, params.bits))(starts)
-    i = jnp.argmin(ms)
-    per = params.pop_size * (3 if params.fbi else 1)
-    return IslandState(theta, attr, ms, starts[i], ms[i], jnp.int32(1), jnp.int32(per))
+    shape = (params.pop_size, n, params.bits)
+    return IslandState(
+        theta=jnp.full(shape, jnp.pi / 4, jnp.float32),
+        attr_bits=jnp.zeros(shape, bool),
+        attr_ms=jnp.full((params.pop_size,), NO_SOLUTION, jnp.int32),
+        best_starts=jnp.zeros(n, jnp.int32),
+        best_ms=jnp.int32(NO_SOLUTION),
+        generation=jnp.int32(0),
+        schedules=jnp.int32(0),
+    )
 
 
 def _generation(
     inst: Instance, state: IslandState, key: jnp.ndarray, params: QIEAParams, total: int
 ) -> IslandState:
-    k_obs, k_mut, k_mask = jax.random.split(key, 3)
+    k_obs, k_mut, k_mask = jax.random.split(jax.random.fold_in(key, state.generation), 3)
     obs, prio = _observe(state.theta, k_obs, params.bits)
     starts, ms = evaluate_population(inst, prio, params.sgs, params.fbi)
     enc = jax.vmap(lambda s: _encode(s, params.bits))(starts)
@@ -144,10 +151,13 @@ def run_island(
 ) -> IslandState:
     """Run ``generations`` QIEA generations on one island (``lax.scan``; jit the caller).
 
+    Generation ``g`` draws its randomness from ``fold_in(key, g)``, so splitting a run into
+    epochs (for migration or for separate workers) does not change the result.
+
     Args:
         inst: A single padded instance.
         state: The island state.
-        key: PRNG key for these generations.
+        key: The island's PRNG key (the same for every epoch).
         params: Hyper-parameters.
         generations: Generations to run now (static).
         total: Generations of the whole run (static; drives the rotation-angle schedule).
@@ -155,10 +165,10 @@ def run_island(
     Returns:
         The new island state.
     """
-    def body(s: IslandState, k: jnp.ndarray) -> tuple[IslandState, None]:
-        return _generation(inst, s, k, params, total), None
+    def body(s: IslandState, _: None) -> tuple[IslandState, None]:
+        return _generation(inst, s, key, params, total), None
 
-    return jax.lax.scan(body, state, jax.random.split(key, generations))[0] if generations else state
+    return jax.lax.scan(body, state, None, length=generations)[0] if generations else state
 
 
 def migrate(states: IslandState) -> IslandState:

@@ -21,7 +21,7 @@ from rlhf_core.errors import PlannerError
 from rlhf_core.planner.evaluate import schedules_per_individual
 from rlhf_core.planner.ga import GAParams, init_ga, run_ga
 from rlhf_core.planner.instance import Instance
-from rlhf_core.planner.qiea import QIEAParams, init_island, migrate, run_island
+from rlhf_core.planner.qiea import IslandState, QIEAParams, init_island, migrate, run_island
 
 
 class SearchConfig(BaseModel):
@@ -64,9 +64,8 @@ class SearchConfig(BaseModel):
 
 
 def epoch_lengths(config: SearchConfig) -> list[int]:
-    """Generations per epoch after the initial one; islands migrate after each epoch."""
-    rest = config.generations() - 1
-    full, rem = divmod(rest, config.migration_interval)
+    """Generations per epoch; islands migrate after each epoch."""
+    full, rem = divmod(config.generations(), config.migration_interval)
     return [config.migration_interval] * full + ([rem] if rem else [])
 
 
@@ -78,9 +77,9 @@ class SearchResult(NamedTuple):
     schedules: jnp.ndarray
 
 
-def island_key(seed: int, island: int, epoch: int) -> jnp.ndarray:
-    """The PRNG key of one island in one epoch (epoch 0 = initialisation)."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), island), epoch)
+def island_key(seed: int, island: int) -> jnp.ndarray:
+    """The PRNG key of one island (generations fold their index into it)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), island)
 
 
 @functools.cache
@@ -95,42 +94,33 @@ def make_solver(config: SearchConfig) -> Callable[[Instance], SearchResult]:
         ``jax.jit(jax.vmap(solve))`` solves a stack of same-shape instances.
     """
     total = config.generations()
-    lengths = epoch_lengths(config)
     n_isl = config.islands
-    isl = jnp.arange(n_isl)
-
-    def keys(epoch: int | jnp.ndarray) -> jnp.ndarray:
-        return jax.vmap(lambda i: island_key(config.seed, i, epoch))(isl)
 
     if config.algorithm == "ga":
         gp = config.ga_params()
 
         def solve_ga(inst: Instance) -> SearchResult:
-            state = init_ga(inst, island_key(config.seed, 0, 0), gp)
-            state = run_ga(inst, state, island_key(config.seed, 0, 1), gp, total - 1)
+            state = init_ga(inst, island_key(config.seed, 0), gp)
+            state = run_ga(inst, state, island_key(config.seed, 1), gp, total - 1)
             return SearchResult(state.best_starts, state.best_ms, state.schedules)
 
         return jax.jit(solve_ga)
 
     qp = config.qiea_params()
     interval = config.migration_interval
-    n_full = sum(1 for g in lengths if g == interval)
-    rem = lengths[-1] if lengths and lengths[-1] != interval else 0
 
     def solve_qiea(inst: Instance) -> SearchResult:
-        states = jax.vmap(lambda k: init_island(inst, k, qp))(keys(0))
+        keys = jax.vmap(lambda i: island_key(config.seed, i))(jnp.arange(n_isl))
+        states = jax.vmap(lambda _: init_island(inst, qp))(jnp.arange(n_isl))
 
-        def epoch(s: object, e: jnp.ndarray) -> tuple[object, None]:
-            s = jax.vmap(lambda st, k: run_island(inst, st, k, qp, interval, total))(s, keys(e))
-            return migrate(s), None
+        def generation(s: IslandState, _: None) -> tuple[IslandState, None]:
+            s = jax.vmap(lambda st, k: run_island(inst, st, k, qp, 1, total))(s, keys)
+            g = s.generation[0]
+            due = (g % interval == 0) | (g == total)
+            moved = migrate(s)
+            return jax.tree.map(lambda a, b: jnp.where(due, a, b), moved, s), None
 
-        if n_full:
-            states = jax.lax.scan(epoch, states, jnp.arange(1, n_full + 1))[0]
-        if rem:
-            states = jax.vmap(lambda st, k: run_island(inst, st, k, qp, rem, total))(
-                states, keys(n_full + 1)
-            )
-            states = migrate(states)
+        states = jax.lax.scan(generation, states, None, length=total)[0]
         best = jnp.argmin(states.best_ms)
         return SearchResult(states.best_starts[best], states.best_ms[best], states.schedules.sum())
 

@@ -1,0 +1,71 @@
+"""QIEA and GA search: budgets, determinism by seed, islands path == compiled path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlhf_core.errors import PlannerError
+from rlhf_core.planner import (
+    Project,
+    SearchConfig,
+    advance_island,
+    best_of,
+    epoch_lengths,
+    migrate_islands,
+    plan_project,
+    read_sm,
+    start_island,
+    to_instance,
+)
+
+SMALL = SearchConfig(budget=300, islands=2, pop_size=6, migration_interval=2, seed=11)
+
+
+def test_generation_count_respects_the_budget() -> None:
+    assert SMALL.generations() == 300 // (2 * 6 * 3)
+    assert epoch_lengths(SMALL) == [2, 2, 2, 2]
+    assert sum(epoch_lengths(SMALL)) == SMALL.generations()
+    odd = SearchConfig(budget=1000, islands=4, pop_size=8, migration_interval=5)
+    assert odd.generations() == 10 and epoch_lengths(odd) == [5, 5]
+    assert epoch_lengths(odd.model_copy(update={"migration_interval": 4})) == [4, 4, 2]
+    with pytest.raises(PlannerError, match=r"budget 10 is below one generation \(36 schedules\)"):
+        SearchConfig(budget=10, islands=2, pop_size=6).generations()
+
+
+@pytest.mark.parametrize("algorithm", ["qiea", "ga"])
+def test_tiny_project_reaches_the_optimum(tiny: Project, algorithm: str) -> None:
+    plan = plan_project(tiny, SMALL.model_copy(update={"algorithm": algorithm}))
+    assert plan.makespan == 5 and plan.starts.tolist() == [0, 3, 3]
+    assert plan.schedules <= SMALL.budget and plan.schedules == SMALL.generations() * 36
+
+
+def test_same_seed_same_schedule_and_islands_path_agrees(shared_data: Path) -> None:
+    proj = read_sm(shared_data / "psplib/j30/instances/j3013_1.sm")
+    first = plan_project(proj, SMALL)
+    second = plan_project(proj, SMALL)
+    assert np.array_equal(first.starts, second.starts) and first.makespan == second.makespan
+    inst = to_instance(proj.arrays())
+    states = [start_island(inst, SMALL, i) for i in range(SMALL.islands)]
+    for epoch in range(1, len(epoch_lengths(SMALL)) + 1):
+        states = migrate_islands([advance_island(inst, SMALL, s, i, epoch) for i, s in enumerate(states)])
+    best = best_of(states)
+    assert np.asarray(best.starts)[: proj.n_activities].tolist() == first.starts.tolist()
+    assert int(best.schedules) == first.schedules
+
+
+def test_parallel_sgs_search_is_feasible(shared_data: Path) -> None:
+    proj = read_sm(shared_data / "psplib/j30/instances/j3037_4.sm")
+    config = SMALL.model_copy(update={"sgs": "parallel", "fbi": False})
+    plan = plan_project(proj, config)
+    assert config.generations() == 25
+    assert plan.makespan >= plan.lower_bound and plan.schedules == 25 * 12
+
+
+def test_islands_api_rejects_the_ga(tiny: Project) -> None:
+    with pytest.raises(PlannerError, match=r"islands are a QIEA feature"):
+        start_island(to_instance(tiny.arrays()), SMALL.model_copy(update={"algorithm": "ga"}), 0)
+    with pytest.raises(PlannerError, match=r"epoch 99 is outside"):
+        advance_island(to_instance(tiny.arrays()), SMALL, None, 0, 99)  # type: ignore[arg-type]
