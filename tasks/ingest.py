@@ -1,4 +1,4 @@
-"""Ingest task: source file -> adapter -> quality gates -> lake (responses, preferences, quarantine)."""
+"""Ingest task: source file -> adapter -> quality gate -> lake (responses, preferences, quarantine)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import task
 
-from rlhf_core.errors import DataError
+from rlhf_core.io.gate import IngestGateError, gate_ingest
 from rlhf_core.io.ingest_native import read_native_responses
 from rlhf_core.io.lake import Lake
 from rlhf_core.io.quality import check_table
@@ -33,6 +33,12 @@ def _prompt_aligned_parts(table: pa.Table, rows: int) -> list[pa.Table]:
     return parts
 
 
+def _write_quarantine(lake: Lake, run_id: str, quarantine: pa.Table) -> None:
+    quarantine = quarantine.cast(QUARANTINE_SCHEMA)
+    check_table("quarantine", quarantine, run_id=run_id, max_failure_rate=0.0)
+    lake.write_partition("quarantine", run_id, quarantine, QUARANTINE_SCHEMA)
+
+
 @task(name="ingest-source", **IO_RETRY_OPTIONS)
 def ingest_source(
     source: str,
@@ -46,12 +52,12 @@ def ingest_source(
     """Read ``source``, quarantine bad rows, write the accepted tables to the lake.
 
     Returns:
-        Row counts (``rows_in`` = ``accepted`` + ``quarantined``, checked), quarantine counts by
-        rule, and the paths of the ``responses`` parts.
+        Row counts (``rows_in`` = ``accepted`` + ``quarantined``; every stage's conservation is
+        checked by the gate), quarantine counts by rule, and the ``responses`` part paths.
 
     Raises:
-        DataQualityError: The failure rate exceeds ``max_failure_rate``.
-        DataError: Rows were not conserved (a bug) or the source cannot be read.
+        IngestGateError: The failure rate exceeds ``max_failure_rate`` (the quarantined rows are
+            written to the lake first, so nothing is lost).
     """
     from rlhf_core.io.adapters import ingest
 
@@ -59,47 +65,32 @@ def ingest_source(
         result = read_native_responses(source, run_id=run_id)
     else:
         result = ingest(source, run_id=run_id, adapter=adapter, mapping=mapping)
-    responses = check_table("responses", result.responses, run_id=run_id,
-                            max_failure_rate=max_failure_rate)
-    preferences = check_table("preferences", result.preferences, run_id=run_id,
-                              max_failure_rate=max_failure_rate,
-                              response_ids=responses.accepted.column("response_id").to_pylist())
-    quarantine = pa.concat_tables(
-        [t.cast(QUARANTINE_SCHEMA) for t in (result.quarantine, responses.quarantined, preferences.quarantined)]
-    )
-    accepted = responses.accepted.sort_by([("prompt_id", "ascending"), ("response_id", "ascending")])
-    levels = {
-        "source rows": (result.rows_read, result.rows_accepted, result.quarantine.num_rows),
-        "responses": (result.responses.num_rows, responses.accepted.num_rows, responses.quarantined.num_rows),
-        "preferences": (result.preferences.num_rows, preferences.accepted.num_rows,
-                        preferences.quarantined.num_rows),
-    }
-    for level, (rows_in, kept, dropped) in levels.items():
-        if rows_in != kept + dropped:
-            raise DataError(f"run {run_id}: {level} of {source} not conserved: {rows_in} in, {kept} "
-                            f"accepted + {dropped} quarantined; this is a bug, please report it")
-    check_table("quarantine", quarantine, run_id=run_id, max_failure_rate=0.0)
     lake = Lake(lake_root)
+    try:
+        gated = gate_ingest(result, run_id=run_id, max_failure_rate=max_failure_rate)
+    except IngestGateError as exc:
+        _write_quarantine(lake, run_id, exc.quarantine)
+        raise
+    accepted = gated.responses.sort_by([("prompt_id", "ascending"), ("response_id", "ascending")])
     lake.discard_staging("responses", run_id)
     parts = _prompt_aligned_parts(accepted, part_rows)
     for index, part in enumerate(parts):
         lake.write_part("responses", run_id, part, accepted.schema, part=index, staged=True)
     paths = lake.commit_partition("responses", run_id, expected_parts=len(parts))
-    lake.write_partition("preferences", run_id, preferences.accepted, preferences.accepted.schema)
-    lake.write_partition("quarantine", run_id, quarantine, QUARANTINE_SCHEMA)
-    lake.write_file_atomic(
-        f"artifacts/{run_id}/quality-ingest.json",
-        json.dumps({"responses": responses.suite_result, "preferences": preferences.suite_result,
-                    "source_quarantined": result.quarantine.num_rows}, default=str, indent=2).encode(),
-    )
-    reasons = Counter(pc.fill_null(quarantine.column("rule"), "?").to_pylist())
+    lake.write_partition("preferences", run_id, gated.preferences, gated.preferences.schema)
+    _write_quarantine(lake, run_id, gated.quarantine)
+    lake.write_file_atomic(f"artifacts/{run_id}/quality-ingest.json",
+                           json.dumps(gated.summary, default=str, indent=2).encode())
+    quarantined_responses = gated.summary["responses"]["quarantined"]
+    reasons = Counter(pc.fill_null(gated.quarantine.column("rule"), "?").to_pylist())
     return {
         "source": source,
-        "conservation": {k: dict(zip(("in", "accepted", "quarantined"), v, strict=True)) for k, v in levels.items()},
-        "rows_in": result.responses.num_rows + result.quarantine.num_rows,
+        "source_rows": gated.summary["source_rows"],
+        "rows_in": result.responses.num_rows + result.rows_quarantined,
         "accepted": accepted.num_rows,
-        "quarantined": result.quarantine.num_rows + responses.quarantined.num_rows,
-        "preferences": preferences.accepted.num_rows,
+        "quarantined": result.rows_quarantined + quarantined_responses,
+        "preferences": gated.preferences.num_rows,
+        "quarantined_total": gated.quarantine.num_rows,
         "quarantine_reasons": dict(reasons),
         "response_paths": paths,
     }

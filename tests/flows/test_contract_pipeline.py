@@ -115,3 +115,21 @@ def test_unapproved_contract_is_refused_unless_dry_run(prefect_harness, tmp_path
     facts = validate_contract(ValidateContractParams(contract=str(contract), dry_run=True,
                                                      lake_root=str(tmp_path / "lake")))
     assert facts["approved"] is False and facts["hash"].startswith("sha256:")
+
+
+def test_pipeline_on_real_ultrafeedback_quarantines_and_conserves(prefect_harness, shared_data, tmp_path) -> None:
+    contract = DEMO_CONTRACT.with_name("ultrafeedback.yaml")
+    params = ContractPipelineParams(
+        contract=str(contract), data=str(shared_data / "preferences" / "ultrafeedback_binarized_train1000.jsonl"),
+        adapter="ultrafeedback", run_id="uf-1", lake_root=str(tmp_path / "lake"),
+        config=PipelineConfig.model_validate({"dask": {"n_workers": 1}}),
+    )
+    result = contract_pipeline(params)
+    ingest = result["ingest"]
+    assert ingest["rows_in"] == ingest["accepted"] + ingest["quarantined"]
+    assert ingest["quarantine_reasons"].get("identical_responses") == 4
+    quarantine = Lake(tmp_path / "lake").read_table("quarantine", run_id="uf-1")
+    assert quarantine.num_rows == ingest["quarantined_total"] > 0
+    assert set(quarantine.column("reason").to_pylist()) and all(quarantine.column("reason").to_pylist())
+    assert result["scores"]["rows"] == ingest["accepted"]
+    assert result["differential"]["ok"]
