@@ -17,6 +17,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -105,10 +106,11 @@ def _logits_fn(linear: bool, data: PairData) -> Callable[[Head], jax.Array]:
     return lambda params: pair_logits(params, data)
 
 
+@functools.cache
 def make_fit(
     config: FitConfig,
 ) -> Callable[[jax.Array, PairData, jax.Array, jax.Array, jax.Array], FitResult]:
-    """Build the jitted fit function for ``config``.
+    """Build the jitted fit function for ``config`` (memoised: equal configs share compilations).
 
     Returns:
         ``fit(key, data, train_weight, val_weight, l2) -> FitResult`` where the weights are float32

@@ -84,6 +84,26 @@ def _train_standardiser(feats: np.ndarray, data: PairData, train: np.ndarray, st
     return Standardiser.fit(feats[rows], start)
 
 
+def _bucket(n: int) -> int:
+    """Next power of two (at least 256): few distinct shapes, so few recompilations."""
+    return max(256, 1 << (max(n, 1) - 1).bit_length())
+
+
+def _padded(data: PairData, *weights: np.ndarray) -> tuple[PairData, list[np.ndarray]]:
+    """Pad responses and pairs to bucket sizes; padded pairs carry weight 0."""
+    n_r, n_p = data.feats.shape[0], data.chosen.shape[0]
+    r, p = _bucket(n_r) - n_r, _bucket(n_p) - n_p
+    feats = np.pad(np.asarray(data.feats), ((0, r), (0, 0)))
+    padded = PairData(feats, np.pad(data.chosen, (0, p)), np.pad(data.rejected, (0, p)),
+                      np.pad(data.margin, (0, p)), np.pad(data.target, (0, p), constant_values=1.0))
+    return padded, [np.pad(w, (0, p)) for w in weights]
+
+
+def _fit_padded(fit, key, data, train, stop, l2):  # noqa: ANN001, ANN202
+    padded, (train_p, stop_p) = _padded(data, train, stop)
+    return fit(key, padded, train_p, stop_p, jnp.float32(l2))
+
+
 def _early_stopping_split(
     config: RewardModelConfig, prompt_ids: np.ndarray, pool: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +176,7 @@ def fit_reward_models(
                 std = _train_standardiser(raw, pairs.data, train, start)
                 data = pairs.data._replace(feats=std.apply(raw))
                 for l2 in grid:
-                    res = fit(jax.random.key(seed), data, train, stop, jnp.float32(l2))
+                    res = _fit_padded(fit, jax.random.key(seed), data, train, stop, l2)
                     check_fit(res, f"criterion={crit} seed={seed} fold={k} l2={l2}")
                     rows = _metric_rows(crit, l2, seed, k, res, data, {"train": train, "val": val})
                     metric_rows += rows
@@ -166,7 +186,7 @@ def fit_reward_models(
                                             config.seeds[0])
         std = _train_standardiser(raw, pairs.data, train, start)
         data = pairs.data._replace(feats=std.apply(raw))
-        res = fit(jax.random.key(config.seeds[0]), data, train, stop, jnp.float32(best_l2))
+        res = _fit_padded(fit, jax.random.key(config.seeds[0]), data, train, stop, best_l2)
         check_fit(res, f"criterion={crit} final l2={best_l2}")
         metric_rows += _metric_rows(crit, best_l2, config.seeds[0], -1, res, data, {"train": train})
         models.append(
