@@ -49,7 +49,7 @@ def assert_tables_agree(jax_out: pa.Table, sql_out: pa.Table) -> None:
 
 
 @pytest.mark.parametrize("rule", RULES)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_jax_and_duckdb_agree_on_random_programs(rule: str, data: st.DataObject) -> None:
     program = data.draw(programs(rule))

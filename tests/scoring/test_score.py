@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from rlhf_core.contract import load_contract
 from rlhf_core.contract.legal_blocks import parse_clauses, parse_expr
 from rlhf_core.contract.program import ContractProgram, InputDecl, StakeholderProgram
 from rlhf_core.errors import DataError, SchemaMismatchError
@@ -101,3 +102,36 @@ def test_real_helpsteer_rows_agree(shared_data: Path) -> None:
     assert_tables_agree(jax_out, score_sql(program, con, "helpsteer", order_by=["response_id"]))
     vetoed = jax_out.column("veto").to_numpy(zero_copy_only=False)
     assert 0 < vetoed.sum() < len(rows)  # some prompts / incoherent rows are vetoed, not all
+
+
+def _data_for(program: ContractProgram, n: int, seed: int = 0) -> pa.Table:
+    """Rows on a 1/8 grid inside every declared range (strs of random length), 5 per prompt."""
+    rng = np.random.default_rng(seed)
+    cols: dict[str, object] = {}
+    for d in program.inputs:
+        lo = 0.0 if d.lo is None else d.lo
+        hi = lo + 8.0 if d.hi is None else d.hi
+        if d.dtype == "bool":
+            cols[d.name] = rng.random(n) < 0.7
+        elif d.dtype == "str":
+            cols[d.name] = ["y" * int(k) for k in rng.integers(int(lo), int(hi) + 600, n)]
+        elif d.dtype == "int":
+            cols[d.name] = rng.integers(int(lo), int(hi) + 1, n)
+        else:
+            cols[d.name] = (lo + rng.integers(0, int((hi - lo) * 8) + 1, n) / 8).astype(np.float32)
+    cols[program.group_column] = rng.integers(0, n // 5, n)
+    cols["row_id"] = np.arange(n)
+    return pa.table(cols)
+
+
+@pytest.mark.parametrize(
+    "name", ["demo", "helpsteer", "helpsteer_nemotron", "pku_saferlhf", "ultrafeedback"]
+)
+def test_example_contracts_score_identically_in_jax_and_duckdb(name: str) -> None:
+    path = Path(__file__).resolve().parents[2] / "configs" / "contracts" / f"{name}.yaml"
+    program = load_contract(path).program
+    table = _data_for(program, 400)
+    con = duckdb.connect()
+    con.register("rows", table)
+    sql_out = score_sql(program, con, "rows", id_columns=["row_id"], order_by=["row_id"])
+    assert_tables_agree(score_table(program, table, id_columns=["row_id"]), sql_out)

@@ -12,8 +12,8 @@ single precision, so ``+ - * /`` give the same bits as JAX except where XLA fuse
 into an FMA; transcendental functions are computed in DOUBLE and rounded to FLOAT (XLA's
 float32 versions are within a few ulps). DuckDB orders NaN above every number and treats
 NaN = NaN; wherever interval analysis says an operand may be NaN, comparisons and
-least/greatest are guarded to IEEE semantics, and DOUBLE->FLOAT casts that may overflow are
-guarded to ±inf. Quantifiers are ``bool_or`` / ``bool_and`` window functions over the group
+min is rewritten as ``-greatest(-a, -b)`` (greatest propagates NaN in DuckDB), and DOUBLE->FLOAT
+casts that may overflow are scaled so that they give ±inf instead of an error. Quantifiers are ``bool_or`` / ``bool_and`` window functions over the group
 column; window queries do not preserve input row order, so pass ``order_by``.
 """
 
@@ -42,9 +42,11 @@ from rlhf_core.contract.legal_blocks.ast import (
 from rlhf_core.contract.legal_blocks.compile_jax import has_quantifiers
 from rlhf_core.contract.legal_blocks.lower_array import clause_cost
 from rlhf_core.contract.program import ContractProgram
-from rlhf_core.errors import ContractTypeError, SchemaMismatchError
+from rlhf_core.errors import ContractError, ContractTypeError, SchemaMismatchError
 
 _FLT_MAX = 3.4028234663852886e38
+_SCALE = repr(2.0**896)
+MAX_SQL_CHARS = 1_000_000
 
 
 def quote_ident(name: str) -> str:
@@ -81,15 +83,29 @@ class SqlLowering:
 
     def _to_float(self, sql: str, result: iv.Interval) -> str:
         if result.hi > _FLT_MAX or result.lo < -_FLT_MAX:
-            return (
-                f"CAST(CASE WHEN isnan({sql}) THEN ({sql}) "
-                f"WHEN ({sql}) > {_FLT_MAX!r} THEN CAST('inf' AS DOUBLE) "
-                f"WHEN ({sql}) < {-_FLT_MAX!r} THEN CAST('-inf' AS DOUBLE) ELSE ({sql}) END AS FLOAT)"
-            )
+            # DuckDB refuses DOUBLE -> FLOAT casts of finite values above FLT_MAX; scaling by
+            # 2**896 and back is exact below 2**128 and overflows to ±inf above it, without
+            # repeating ``sql``.
+            return f"CAST((({sql}) * {_SCALE}) / {_SCALE} AS FLOAT)"
         return f"CAST({sql} AS FLOAT)"
 
     def expr(self, e: Expr) -> str:
-        """SQL text of ``e`` (FLOAT for numbers, BOOLEAN for bools)."""
+        """SQL text of ``e`` (FLOAT for numbers, BOOLEAN for bools).
+
+        Raises:
+            ContractError: The SQL text grows beyond ``MAX_SQL_CHARS`` (NaN guards repeat
+                operands, so deeply nested NaN-prone comparisons grow quickly).
+        """
+        text = self._expr(e)
+        if len(text) > MAX_SQL_CHARS:
+            pos = e.pos
+            raise ContractError(
+                f"{pos.file}:{pos.line}:{pos.col}: expression too complex for SQL compilation "
+                f"(over {MAX_SQL_CHARS:,} characters); simplify it or split it into clauses"
+            )
+        return text
+
+    def _expr(self, e: Expr) -> str:
         if isinstance(e, Num):
             return sql_float(e.value)
         if isinstance(e, Bool):
@@ -141,12 +157,13 @@ class SqlLowering:
 
     def _minmax(self, fn: str, args: Sequence[Expr]) -> str:
         texts = [self.expr(a) for a in args]
-        plain = f"{fn}({', '.join(texts)})"
-        nan_sides = [t for t, a in zip(texts, args, strict=True) if self._iv(a).nan]
-        if not nan_sides:
-            return plain
-        any_nan = " OR ".join(f"isnan({t})" for t in nan_sides)
-        return f"(CASE WHEN {any_nan} THEN CAST('nan' AS FLOAT) ELSE {plain} END)"
+        if not any(self._iv(a).nan for a in args):
+            return f"{fn}({', '.join(texts)})"
+        # DuckDB orders NaN above every number, so greatest() propagates NaN like jnp.maximum;
+        # min(a, b) = -greatest(-a, -b) does the same for least().
+        if fn == "greatest":
+            return f"greatest({', '.join(texts)})"
+        return f"(-greatest({', '.join(f'(-({t}))' for t in texts)}))"
 
     def _call(self, e: Call) -> str:
         if e.fn == "len":
@@ -321,12 +338,8 @@ def _rule_sql(params: AggregationParams, u: list[str]) -> tuple[str, str]:
         return chain(list(u)), "FALSE"
     if params.rule == "max_min":
         regrets = [f"(({sql_float(params.ideal[i])} - {u[i]}) * {w[i]})" for i in range(len(u))]
-        nan_guard = " OR ".join(f"isnan({x})" for x in u)
-        worst = chain(regrets, "") if len(u) == 1 else f"greatest({', '.join(regrets)})"
-        return (
-            f"(-(CASE WHEN {nan_guard} THEN CAST('nan' AS FLOAT) ELSE {worst} END))",
-            "FALSE",
-        )
+        # greatest() propagates NaN in DuckDB (NaN sorts above numbers), like jnp.maximum.
+        return f"(-greatest({', '.join(regrets)}))", "FALSE"
     if params.rule == "lexicographic":
         terms = [
             f"(({u[i]} - {sql_float(params.lex_lo[i])}) * {sql_float(c)})"
