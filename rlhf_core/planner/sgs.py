@@ -46,10 +46,11 @@ def serial_sgs(inst: Instance, prio: jnp.ndarray) -> jnp.ndarray:
         elig = (~done) & (left == 0)
         j = jnp.argmax(jnp.where(elig, prio, -jnp.inf))
         d, r = inst.dur[j], inst.req[j]
-        fits = jnp.all(usage + r[None, :] <= inst.cap[None, :], axis=1)
-        bad = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum((~fits).astype(jnp.int32))])
-        end = jnp.minimum(tg + d, t_len)
-        ok = (bad[end] == bad[tg]) & (tg >= est[j]) & (tg + d <= t_len)
+        # Earliest t >= est whose window [t, t + d) holds no overloaded period: the first
+        # overloaded period at or after t (or T) must be >= t + d. No gather needed.
+        over = jnp.any(usage > (inst.cap - r)[None, :], axis=1)
+        next_bad = jax.lax.cummin(jnp.where(over, tg, t_len), reverse=True)
+        ok = (next_bad >= tg + d) & (tg >= est[j])
         t = jnp.argmax(ok).astype(jnp.int32)
         usage = _place(usage, tg, t, d, r)
         left = left - pred_i[:, j]
