@@ -86,6 +86,35 @@ def build_deployments(
     return deployments
 
 
+def adopt_registered(deployments: Sequence[Any]) -> list[str]:
+    """Point deployments already registered (e.g. by ``prefect deploy``) at this process's code.
+
+    Prefect's runner updates an existing deployment without its ``path`` and clears its pull
+    steps, so one first registered by ``prefect deploy`` (path unset) could not load its flow when
+    served. Setting the path the runner would have created it with closes that gap.
+
+    Returns:
+        Full names of the deployments adjusted.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    adjusted = []
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            name = f"{deployment.flow_name}/{deployment.name}"
+            try:
+                existing = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            path = deployment._path  # what RunnerDeployment.apply() sends on creation
+            if existing.path != path:
+                client.update_deployment(existing.id, DeploymentUpdate(path=path))
+                adjusted.append(name)
+    return adjusted
+
+
 def serve_all(
     prefect_file: str | Path = PREFECT_FILE,
     *,
@@ -106,4 +135,5 @@ def serve_all(
 
     os.chdir(PROJECT_ROOT)
     deployments = build_deployments(load_deployments(prefect_file), interval_overrides)
+    adopt_registered(deployments)
     serve(*deployments, limit=limit, print_starting_message=True)

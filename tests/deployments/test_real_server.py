@@ -1,0 +1,176 @@
+"""The deployments against a real ``prefect server start``: deploy, serve, and three kinds of trigger.
+
+One server on 127.0.0.1 with its own PREFECT_HOME for the module. ``rlhf-wizard deploy`` registers
+the file's deployments (process pool created, cron schedules); then ``rlhf-wizard serve`` serves
+them and ``validate-contract`` is started (1) through the REST call the UI's Run button makes,
+(2) with ``prefect deployment run``, (3) by an interval schedule set with ``serve --interval``.
+Each run writes audit entries into its own lake root, which the test reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rlhf_core.contract import load_contract
+from rlhf_core.security.audit import AuditLog
+from tests.deployments.processes import QUIET_ENV, Service, free_port, wait_http_ok
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
+VALIDATE = "validate-contract/on-demand"
+SCHEDULE_EVERY_S = 15
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _client_env(base: dict[str, str], api: str, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if not k.startswith("PREFECT_")}
+    return {**env, **QUIET_ENV, "PREFECT_API_URL": api, "PREFECT_HOME": str(home),
+            "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """A real Prefect server (own home, analytics off, scheduler looping every 2 s)."""
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(QUIET_ENV, PREFECT_HOME=str(home), PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+               PREFECT_UI_ENABLED="false")
+    service = Service("prefect server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                         "--port", str(port)], env, home / "server.log")
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/api/health", 150, service)
+        yield f"http://127.0.0.1:{port}/api", service
+    finally:
+        survivors = service.stop()
+    assert not survivors, f"processes left behind by the server: {survivors}"
+
+
+def _call(method: str, url: str, **kwargs) -> httpx.Response:
+    """One API call, retried on 503 as Prefect's own client does (SQLite busy under load)."""
+    for attempt in range(8):
+        reply = httpx.request(method, url, timeout=15, **kwargs)
+        if reply.status_code != 503:
+            return reply
+        time.sleep(0.5 * (attempt + 1))
+    return reply
+
+
+def _wait_run(api: str, run_id: str, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    run: dict = {}
+    while time.monotonic() < deadline:
+        run = _call("GET", f"{api}/flow_runs/{run_id}").json()
+        state = run.get("state") or {}
+        if state.get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return run
+        time.sleep(1)
+    raise AssertionError(f"flow run {run_id} not finished after {timeout_s} s: {run.get('state')}")
+
+
+def _validated_hashes(lake: Path) -> list[str]:
+    return [e.subject for e in AuditLog(lake).entries() if e.kind == "contract_validated"]
+
+
+def test_deploy_registers_every_deployment(server, tmp_path: Path) -> None:
+    api, _ = server
+    env = _client_env(dict(os.environ), api, tmp_path / "client-home")
+    env["RLHF_WIZARD_HOME"] = str(tmp_path / "lake-deploy")
+    done = subprocess.run([str(BIN / "rlhf-wizard"), "deploy", "--json"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    names = {d["name"]: d for d in result["deployments"]}
+    assert {VALIDATE, "contract-pipeline/nightly-scoring"} <= set(names)
+    assert result["pools_created"] == ["rlhf-local"]
+    assert all(d["work_pool"] == "rlhf-local" for d in names.values())
+    assert names["contract-pipeline/nightly-scoring"]["schedules"][0]["cron"] == "0 2 * * *"
+    deployment = _call("GET", f"{api}/deployments/name/{VALIDATE}").json()
+    # The lake-root template resolved to the absolute path exported by `deploy`.
+    assert deployment["parameters"]["params"]["lake_root"] == str(tmp_path / "lake-deploy")
+    pool = _call("GET", f"{api}/work_pools/rlhf-local").json()
+    assert pool["type"] == "process"
+
+
+def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
+    api, _ = server
+    started = time.monotonic()
+    lakes = {kind: tmp_path / f"lake-{kind}" for kind in ("ui", "cli", "schedule")}
+    env = _client_env(dict(os.environ), api, tmp_path / "client-home")
+    env["RLHF_WIZARD_HOME"] = str(lakes["schedule"])
+    serve = Service("rlhf-wizard serve", [str(BIN / "rlhf-wizard"), "serve", "--interval",
+                                          f"{VALIDATE}={SCHEDULE_EVERY_S}"], env,
+                    tmp_path / "serve.log", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        deployment = None
+        while time.monotonic() < deadline:
+            serve.snapshot()
+            reply = _call("GET", f"{api}/deployments/name/{VALIDATE}")
+            if reply.status_code == 200 and reply.json()["schedules"] and \
+                    reply.json()["schedules"][0]["schedule"].get("interval") == SCHEDULE_EVERY_S:
+                deployment = reply.json()
+                break
+            assert serve.proc.poll() is None, serve.tail()
+            time.sleep(1)
+        assert deployment is not None, f"serve did not register {VALIDATE}:\n{serve.tail()}"
+
+        # (1) The UI's Run button: create a flow run from the deployment with custom parameters.
+        ui_params = {"params": {"contract": str(DEMO_CONTRACT), "dry_run": False,
+                                "lake_root": str(lakes["ui"])}}
+        reply = _call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={
+            "parameters": ui_params, "state": {"type": "SCHEDULED", "message": "Run from the Prefect UI"}})
+        assert reply.status_code == 201, reply.text
+        ui_run = reply.json()["id"]
+
+        # (2) The CLI.
+        cli_params = json.dumps({"contract": str(DEMO_CONTRACT), "lake_root": str(lakes["cli"])})
+        done = subprocess.run([str(BIN / "prefect"), "deployment", "run", VALIDATE, "--param",
+                               f"params={cli_params}"], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        cli_run = UUID_RE.search(done.stdout).group(0)
+
+        runs = {"ui": _wait_run(api, ui_run, 150), "cli": _wait_run(api, cli_run, 150)}
+        serve.snapshot()
+
+        # (3) The schedule: the scheduler's own runs, with the deployment's default parameters.
+        scheduled = None
+        deadline = time.monotonic() + 120
+        while scheduled is None and time.monotonic() < deadline:
+            serve.snapshot()
+            found = _call("POST", f"{api}/flow_runs/filter", json={
+                "deployments": {"id": {"any_": [deployment["id"]]}},
+                "flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}}).json()
+            finished = [r for r in found if r["auto_scheduled"]]
+            assert all(r["state"]["type"] == "COMPLETED" for r in finished), \
+                f"{[r['state'] for r in finished]}\n{serve.tail()}"
+            scheduled = finished[0] if finished else None
+            time.sleep(1)
+        assert scheduled is not None, f"no scheduled run completed:\n{serve.tail()}"
+        runs["schedule"] = scheduled
+
+        for kind, run in runs.items():
+            assert run["state"]["type"] == "COMPLETED", f"{kind}: {run['state']}\n{serve.tail()}"
+        assert runs["ui"]["parameters"] == ui_params
+        assert runs["schedule"]["parameters"]["params"]["lake_root"] == str(lakes["schedule"])
+        demo_hash = load_contract(DEMO_CONTRACT).hash
+        for kind, lake in lakes.items():
+            assert demo_hash in _validated_hashes(lake), f"no audit entry from the {kind} run in {lake}"
+    finally:
+        survivors = serve.stop()
+    assert serve.seen, "serve process was never observed"
+    assert not survivors, f"processes left behind by serve: {survivors}"
+    print(f"\nreal-server serve test: {time.monotonic() - started:.1f} s")
