@@ -1,0 +1,88 @@
+"""The product surface: plan a campaign, render it, publish it to the lake, and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from rlhf_cli.main import app
+from rlhf_core.errors import PlannerError
+from rlhf_core.io.lake import Lake
+from rlhf_core.planner import (
+    PLANS_SCHEMA,
+    SearchConfig,
+    check_schedule,
+    gantt_png,
+    load_campaign,
+    plan_markdown,
+    plan_project,
+)
+from tasks.planning import PLANS, publish_plan
+from tests.conftest import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "configs" / "campaigns" / "rlhf_campaign.yaml"
+CONFIG = SearchConfig(budget=480, islands=2, pop_size=8, seed=5)
+
+
+@pytest.fixture(scope="module")
+def campaign_plan():
+    return plan_project(load_campaign(EXAMPLE), CONFIG)
+
+
+def test_campaign_plan_is_feasible_and_respects_the_contract(campaign_plan) -> None:
+    plan = campaign_plan
+    proj = plan.project
+    assert check_schedule(proj.arrays(), plan.starts) == plan.makespan
+    assert plan.makespan >= plan.lower_bound == 25
+    idx = proj.index()
+    for name in ("export-policy", "export-reward-model"):
+        assert plan.starts[idx[name]] >= plan.finishes[idx["safety-review"]]
+    # the last-finishing activity has no slack
+    assert plan.critical[int(np.argmax(plan.finishes))]
+    assert (plan.slack >= 0).all() and (plan.starts + plan.slack + proj.arrays().durations <= plan.makespan).all()
+
+
+def test_gantt_and_markdown(campaign_plan) -> None:
+    png = gantt_png(campaign_plan)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    md = plan_markdown(campaign_plan)
+    assert f"| {campaign_plan.makespan} | 25 |" in md
+    assert md.count("| yes |") == int(campaign_plan.critical.sum())
+
+
+def test_publish_to_lake(campaign_plan, wizard_home: Path) -> None:
+    summary = publish_plan(campaign_plan, "plan-test-1", str(wizard_home))
+    table = Lake(str(wizard_home)).read_table(PLANS, run_id="plan-test-1")
+    assert table.num_rows == campaign_plan.project.n_activities
+    assert int(table.column("makespan")[0].as_py()) == summary["makespan"] == campaign_plan.makespan
+    assert pq.read_schema(summary["table"]).field("start").type == PLANS_SCHEMA.field("start").type
+    assert Path(summary["gantt"]).read_bytes()[:4] == b"\x89PNG"
+    assert "# Plan: rlhf-q4" in Path(summary["markdown"]).read_text()
+
+
+def test_cli_plans_a_psplib_instance(shared_data: Path, wizard_home: Path) -> None:
+    sm = shared_data / "psplib/j30/instances/j301_1.sm"
+    result = CliRunner().invoke(
+        app, ["plan", "--psplib", str(sm), "--budget", "480", "--islands", "2", "--seed", "5", "--run-id", "cli-1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "critical:" in result.output and "plan-gantt.png" in result.output
+    rows = Lake(str(wizard_home)).read_table(PLANS, run_id="cli-1")
+    assert rows.num_rows == 32 and min(rows.column("makespan").to_pylist()) >= 43
+
+
+def test_cli_reports_a_cyclic_campaign(tmp_path: Path, wizard_home: Path) -> None:
+    bad = tmp_path / "cyclic.yaml"
+    bad.write_text(
+        "campaign: c\nresources: {gpus: 2}\njobs:\n"
+        "  - {name: a, duration: 1, after: [b]}\n  - {name: b, duration: 1, after: [a]}\n"
+    )
+    result = CliRunner().invoke(app, ["plan", str(bad)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, PlannerError) and "precedence cycle" in str(result.exception)
+    both = CliRunner().invoke(app, ["plan", str(bad), "--psplib", str(bad)])
+    assert "exactly one of" in str(both.exception)
