@@ -89,8 +89,13 @@ def dense_segments(table: pa.Table, column: str) -> np.ndarray:
         raise SchemaMismatchError(
             f"group column {column!r} is missing; FORALL/EXISTS clauses need it to find prompts"
         )
-    encoded = pc.dictionary_encode(table.column(column)).combine_chunks()
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    values = table.column(column).combine_chunks()
+    if values.null_count:
+        first = int(pc.index(pc.is_null(values), True).as_py())
+        raise DataError(
+            f"group column {column!r} is null at row {first}; every candidate needs a prompt id"
+        )
+    return pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(np.int32)
 
 
 def _chunks(segments: np.ndarray | None, n: int, chunk_rows: int) -> list[tuple[int, int]]:

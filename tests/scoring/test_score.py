@@ -79,6 +79,18 @@ def test_missing_null_and_mistyped_inputs_are_typed_errors() -> None:
         score_table(program, texty)
     with pytest.raises(SchemaMismatchError, match="group column 'prompt_id' is missing"):
         score_table(program, table.drop_columns(["prompt_id"]))
+    no_prompt = table.set_column(
+        table.column_names.index("prompt_id"), "prompt_id", pa.array(["p"] * 19 + [None])
+    )
+    with pytest.raises(DataError, match="'prompt_id' is null at row 19"):
+        score_table(program, no_prompt)
+
+
+def test_multi_chunk_arrow_input_gives_one_prompt_index() -> None:
+    table = synthetic(60)
+    rechunked = pa.Table.from_batches(table.to_batches(max_chunksize=7))
+    assert rechunked.column("prompt_id").num_chunks > 1
+    assert score_table(helpsteer_program(), rechunked).equals(score_table(helpsteer_program(), table))
 
 
 def test_empty_table_scores_to_empty_outputs() -> None:
