@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -123,14 +122,14 @@ def read_prefect_file(path: str | Path = PREFECT_FILE) -> dict[str, Any]:
     return data
 
 
-def load_deployments(
-    path: str | Path = PREFECT_FILE, env: Mapping[str, str] | None = None
-) -> list[DeploymentSpec]:
+def load_deployments(path: str | Path = PREFECT_FILE) -> list[DeploymentSpec]:
     """Parse and resolve every deployment of ``path``.
+
+    ``{{ $VAR }}`` placeholders take their values from ``os.environ`` (Prefect's ``apply_values``
+    reads environment placeholders from there); unset ones stay as written.
 
     Args:
         path: The prefect.yaml.
-        env: Values for ``{{ $VAR }}`` placeholders (default: ``os.environ``).
 
     Returns:
         The deployments in file order.
@@ -142,7 +141,7 @@ def load_deployments(
     from prefect.utilities.templating import apply_values
 
     raw = read_prefect_file(path)
-    env = dict(os.environ if env is None else env)
+    env = dict(os.environ)
     specs = []
     for index, entry in enumerate(raw["deployments"]):
         resolved = apply_values(entry, env, remove_notset=False)
