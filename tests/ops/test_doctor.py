@@ -1,0 +1,122 @@
+"""``rlhf-wizard doctor`` on a healthy setup and on broken ones (exit code + the failing check)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from rlhf_cli.main import app
+from rlhf_core.io.doctor import check_key_directory, check_packages, check_python
+from rlhf_core.io.lake import Lake
+from rlhf_core.security.audit import AuditLog
+from tests.deployments.processes import free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def clean_env(monkeypatch: pytest.MonkeyPatch, wizard_home: Path) -> Path:
+    """No configured Prefect server, scheduler or operator key: a local setup."""
+    for name in ("PREFECT_API_URL", "RLHF_WIZARD_DASK_ADDRESS", "RLHF_WIZARD_OPERATOR_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return wizard_home
+
+
+def _doctor(*args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["doctor", "--json", *args])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _by_name(report: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_healthy_setup_passes_with_a_real_scheduler(clean_env: Path) -> None:
+    from distributed import LocalCluster
+
+    AuditLog(Lake(clean_env)).append("doctor_test", "subject", {})
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        code, report = _doctor("--dask-address", cluster.scheduler_address)
+    checks = _by_name(report)
+    assert code == 0, [c for c in report["checks"] if not c["ok"]]
+    assert report["ok"] is True
+    assert checks["dask"]["detail"].endswith("1 workers")
+    assert checks["operator key"]["detail"].endswith("(mode 0600)")
+    assert "audit" in checks["warehouse"]["detail"]
+    assert checks["prefect api"]["detail"].startswith("ephemeral")
+
+
+def test_unwritable_lake_fails_even_as_root(clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file where the lake's parent should be")
+    monkeypatch.setenv("RLHF_WIZARD_HOME", str(blocker / "lake"))
+    code, report = _doctor()
+    checks = _by_name(report)
+    assert code == 1
+    assert checks["lake writable"]["ok"] is False
+    assert "RLHF_WIZARD_HOME" in checks["lake writable"]["fix"]
+    assert checks["warehouse"]["ok"] is False
+    assert {c["name"] for c in report["checks"] if not c["ok"]} <= {"lake writable", "lake tables", "warehouse"}
+
+
+def test_unreachable_scheduler_fails(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLHF_WIZARD_DASK_ADDRESS", f"tcp://127.0.0.1:{free_port()}")
+    code, report = _doctor()
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert code == 1
+    assert [c["name"] for c in failed] == ["dask"]
+    assert "unreachable" in failed[0]["detail"] and "RLHF_WIZARD_DASK_ADDRESS" in failed[0]["fix"]
+
+
+def test_unreachable_prefect_server_fails(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    code, report = _doctor()
+    failed = [c["name"] for c in report["checks"] if not c["ok"]]
+    assert code == 1 and failed == ["prefect api"]
+
+
+def test_table_output_names_the_failure_and_its_fix(clean_env: Path) -> None:
+    key = clean_env / "keys" / "operator.pem"
+    AuditLog(Lake(clean_env)).append("doctor_test", "subject", {})
+    os.chmod(key, 0o644)
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 1
+    assert "operator key" in result.stdout and "FAIL" in result.stdout
+    assert "chmod 600" in result.stdout or "restore" in result.stdout
+    assert "1 of" in result.stdout
+
+
+def test_stale_table_schema_is_named(clean_env: Path) -> None:
+    part = clean_env / "lake" / "runs" / "run_id=old" / "part-00000.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"run_id_text": ["old"], "status": [1]}), part)
+    code, report = _doctor()
+    checks = _by_name(report)
+    assert code == 1
+    assert checks["lake table runs"]["ok"] is False
+    assert "missing column" in checks["lake table runs"]["detail"]
+
+
+def test_versions_and_key_permissions(tmp_path: Path) -> None:
+    assert check_python(">=3.11", "3.11.7").ok
+    assert not check_python(">=3.12", "3.11.7").ok
+    rows = check_packages(["numpy>=2", "numpy>=999", "surely-not-installed-pkg>=1"])
+    assert [r.ok for r in rows] == [False, False, False]
+    assert rows[0].detail == "1 of 3 within declared ranges"
+    assert "outside >=999" in rows[1].detail and "not installed" in rows[2].detail
+    (tmp_path / "alice.key.pem").write_text("key")
+    os.chmod(tmp_path / "alice.key.pem", 0o600)
+    (tmp_path / "bob.key.pem").write_text("key")
+    os.chmod(tmp_path / "bob.key.pem", 0o640)
+    (tmp_path / "bob.pub").write_text("pub")
+    rows = check_key_directory(tmp_path)
+    failed = {r.name: r for r in rows if not r.ok}
+    assert set(failed) == {"demo keys", "key alice.key.pem", "key bob.key.pem"}
+    assert "alice.pub" in failed["key alice.key.pem"].detail
+    assert failed["key bob.key.pem"].fix == f"chmod 600 {tmp_path / 'bob.key.pem'}"
