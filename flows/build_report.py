@@ -12,13 +12,14 @@ class BuildReportParams(BaseModel):
     """Parameters of ``build-report``.
 
     Attributes:
-        run_id: The run to report on (any flow's run id in this lake).
+        run_id: The run to report on (any flow's run id in this lake); empty: the latest
+            completed ``contract-pipeline`` run (what a scheduled weekly report wants).
         lake_root: Lake root (``RLHF_WIZARD_HOME``).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    run_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
     lake_root: str = ".wizard"
 
 

@@ -18,12 +18,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def report(
-        run_id: Annotated[str, typer.Argument(help="Run id, e.g. demo-20261129T214742.")],
+        run_id: Annotated[str | None, typer.Argument(
+            help="Run id, e.g. demo-20261129T214742 (default: the latest completed pipeline run).")] = None,
         out: Annotated[Path | None, typer.Option(dir_okay=False, help="Also write the HTML to this file.")] = None,
         open_browser: Annotated[bool, typer.Option("--open", help="Open the report in a web browser.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print where it was written as JSON.")] = False,
     ) -> None:
-        """Build the HTML report of a run into the lake (reports/<run_id>/report.html).
+        """Build the self-contained HTML report of a run into the lake (reports/<run_id>/report.html).
 
         Example: rlhf-wizard report demo-20261129T214742 --out run.html --open
         """
@@ -31,9 +32,10 @@ def register(app: typer.Typer) -> None:
 
         from rlhf_core.io.fs import write_bytes_atomic
         from rlhf_core.io.lake import Lake
-        from rlhf_core.report import build_report
+        from rlhf_core.report import build_report, latest_run_id
 
         lake = Lake.from_env()
+        run_id = run_id or latest_run_id(lake)
         with _out.status(f"Building the report of run {run_id} …"):
             result = build_report(lake, run_id)
         target = result.path

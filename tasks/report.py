@@ -10,7 +10,7 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from rlhf_core.io.lake import Lake
-from rlhf_core.report import build_report, report_markdown
+from rlhf_core.report import build_report, latest_run_id, report_markdown
 from tasks.policies import IO_RETRY_OPTIONS
 
 
@@ -26,13 +26,18 @@ def _link(path: str, lake: Lake) -> str:
 
 
 @task(name="build-run-report", **IO_RETRY_OPTIONS)
-def build_run_report(run_id: str, lake_root: str) -> dict[str, Any]:
+def build_run_report(run_id: str | None, lake_root: str) -> dict[str, Any]:
     """Write ``reports/<run_id>/report.html`` and publish link, Markdown and table artifacts.
 
+    Args:
+        run_id: The run; None reports on the latest completed ``contract-pipeline`` run.
+        lake_root: Lake root.
+
     Returns:
-        ``{"path", "url", "bytes", "seconds", "sections"}``.
+        ``{"run_id", "path", "url", "bytes", "seconds", "sections"}``.
     """
     lake = Lake(lake_root)
+    run_id = run_id or latest_run_id(lake)
     result = build_report(lake, run_id)
     url = _link(result.path, lake)
     create_link_artifact(link=url, link_text=f"HTML report of run {run_id}", key=_key(run_id, "report-link"),
@@ -43,5 +48,5 @@ def build_run_report(run_id: str, lake_root: str) -> dict[str, Any]:
             for name, present in result.sections.items()]
     create_table_artifact(table=rows, key=_key(run_id, "report-sections"),
                           description=f"Optional report sections of run {run_id}")
-    return {"path": result.path, "url": url, "bytes": result.bytes, "seconds": round(result.seconds, 3),
+    return {"run_id": run_id, "path": result.path, "url": url, "bytes": result.bytes, "seconds": round(result.seconds, 3),
             "sections": result.sections}

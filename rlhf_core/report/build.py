@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from rlhf_core.errors import LakeError
 from rlhf_core.io.lake import Lake, check_run_id
+from rlhf_core.io.runs import list_run_records
 from rlhf_core.report.collect import RunReportData, collect_run
 from rlhf_core.report.render import render_html
 
@@ -15,6 +17,20 @@ REPORT_NAME = "report.html"
 def report_relpath(run_id: str) -> str:
     """Where a run's report lives, relative to the lake root."""
     return f"reports/{check_run_id(run_id)}/{REPORT_NAME}"
+
+
+def latest_run_id(lake: Lake, flow: str | None = "contract-pipeline") -> str:
+    """The most recently started completed run (of ``flow``; any flow when None).
+
+    Raises:
+        LakeError: If the lake holds no such run.
+    """
+    runs = [r for r in list_run_records(lake)
+            if r.status == "completed" and (flow is None or r.flow == flow)]
+    if not runs:
+        raise LakeError(f"no completed {flow or 'any'} run in {lake.root}; run `rlhf-wizard demo` or "
+                        "`rlhf-wizard run` first, or pass a run id")
+    return runs[-1].run_id
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,12 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+def _figure(width: float, height: float, **margins: float) -> Figure:
+    # Fixed margins instead of a layout engine: constrained/tight layout re-measures every tick
+    # label and costs more than drawing the chart itself.
+    fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)
+    fig.subplots_adjust(**margins)
     return fig
 
 
@@ -48,7 +51,8 @@ def histogram_grid(histograms: Mapping[str, tuple[np.ndarray, np.ndarray]], colu
     names = list(histograms)
     cols = max(1, min(columns, len(names)))
     rows = max(1, -(-len(names) // cols))
-    fig = _figure(3.4 * cols, 2.5 * rows)
+    fig = _figure(3.4 * cols, 2.5 * rows, left=0.22 / cols + 0.02, right=0.98, bottom=0.35 / (2.5 * rows),
+                  top=1 - 0.3 / (2.5 * rows), wspace=0.35, hspace=0.45)
     for i, name in enumerate(names):
         edges, counts = histograms[name]
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -71,7 +75,10 @@ def rate_bars(rates: Mapping[str, float], title: str) -> bytes:
     """
     labels = list(rates)
     values = np.asarray([rates[k] for k in labels], dtype=float)
-    fig = _figure(6.4, 0.45 * max(len(labels), 2) + 1.0)
+    height = 0.45 * max(len(labels), 2) + 1.0
+    longest = max((len(k) for k in labels), default=1)
+    fig = _figure(6.4, height, left=min(0.5, 0.03 + 0.0125 * longest), right=0.95,
+                  bottom=0.55 / height, top=1 - 0.35 / height)
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(len(labels))
     ax.barh(y, values, color=[_RED if v > 0 else _GREY for v in values])
@@ -104,7 +111,7 @@ def length_bias(
     Returns:
         PNG bytes.
     """
-    fig = _figure(6.4, 4.0)
+    fig = _figure(6.4, 4.0, left=0.1, right=0.98, bottom=0.12, top=0.92)
     ax = fig.add_subplot(1, 1, 1)
     if len(length):
         hb = ax.hexbin(length, reward, gridsize=40, mincnt=1, cmap="Blues", bins="log")
@@ -144,7 +151,8 @@ def pareto_front(
     """
     s = len(stakeholders)
     pairs = [(i, j) for i in range(s) for j in range(i + 1, s)][:3]
-    fig = _figure(3.6 * len(pairs) + 0.6, 3.5)
+    width = 3.6 * len(pairs) + 0.6
+    fig = _figure(width, 3.5, left=0.6 / width, right=0.98, bottom=0.14, top=0.95, wspace=0.3)
     for k, (i, j) in enumerate(pairs):
         ax = fig.add_subplot(1, len(pairs), k + 1)
         ax.scatter(points[~on_front, i], points[~on_front, j], s=6, color=_GREY, label="dominated")

@@ -119,6 +119,18 @@ def test_enriched_run_shows_pareto_lambda_pairs_and_plan(enriched_lake: Path) ->
     assert "not computed" not in html
 
 
+def test_build_report_flow_defaults_to_the_latest_completed_run(pipeline_run) -> None:
+    from flows.build_report import BuildReportParams
+    from flows.build_report import build_report as build_report_flow
+
+    lake, result = pipeline_run
+    out = build_report_flow(BuildReportParams(lake_root=str(lake)))
+    assert out["run_id"] == RUN_ID and out["path"] == result["report"]
+    assert out["sections"] == {"pareto": False, "policy": False, "pairs": False, "plan": False}
+    with pytest.raises(LakeError, match="no completed contract-pipeline run"):
+        build_report_flow(BuildReportParams(lake_root=str(lake / "empty")))
+
+
 def test_cli_report_writes_out_file_and_refuses_unknown_run(pipeline_run, tmp_path, monkeypatch) -> None:
     from rlhf_cli.main import app
 
