@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import httpx
@@ -45,9 +46,18 @@ def check_prefect_api(api_url: str | None = None, timeout_s: float = 5.0) -> Che
 def check_dask(config: DaskConfig, timeout_s: float = 5.0) -> Check:
     """The configured Dask scheduler answers and has workers; a local cluster needs no check."""
     address = config.resolved_address()
+    if not address and config.cluster_class:
+        module, _, name = config.cluster_class.rpartition(".")
+        try:
+            getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            return Check("dask", False, f"cluster_class {config.cluster_class} cannot be imported ({exc})",
+                         f"pip install {module.split('.')[0].replace('_', '-')} (or fix dask.cluster_class)")
+        return Check("dask", True, f"each run starts {config.cluster_class} "
+                     f"(adaptive {config.adapt_minimum}-{config.adapt_maximum})"
+                     if config.adapt_maximum else f"each run starts {config.cluster_class}")
     if not address:
-        kind = config.cluster_class or "distributed.LocalCluster"
-        return Check("dask", True, f"no scheduler configured: each run starts {kind} "
+        return Check("dask", True, "no scheduler configured: each run starts distributed.LocalCluster "
                      f"({config.n_workers} workers x {config.threads_per_worker} threads)")
     from distributed import Client
 
