@@ -52,7 +52,7 @@ def compute_pareto(
         contract_weights: The contract's own weights (normalised here), for regret.
         min_weights: Lattice size lower bound.
         seed: Monte Carlo seed (hypervolume beyond 3 stakeholders).
-        prompt_clauses: ``v_<label>`` columns of FORALL / EXISTS clauses; failing prompts are
+        prompt_clauses: ``v_<label>`` violation columns of FORALL / EXISTS clauses; failing prompts are
             left out (counted in ``prompts_without_allowed``).
 
     Returns:

@@ -3,8 +3,8 @@
 The ``scores`` table (one row per response) carries ``prompt_id``, ``response_id``, ``reward``,
 ``u_<stakeholder>`` utility columns and a boolean ``veto`` (the schema of
 ``rlhf_core.io.score_schema``). A prompt fails its FORALL / EXISTS clauses when any of its rows has
-False in one of the ``prompt_clauses`` columns (the ``v_<label>`` of the quantified clauses) or in
-an optional ``prompt_ok`` column. Rows are pivoted into padded ``[prompts, candidates]`` arrays
+True in one of the ``prompt_clauses`` columns (the ``v_<label>`` violation flags of the quantified
+clauses) or False in an optional ``prompt_ok`` column. Rows are pivoted into padded ``[prompts, candidates]`` arrays
 (prompts sorted by id, candidates in input order).
 """
 
@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rlhf_core.errors import SchemaMismatchError
 from rlhf_core.optimize.kl_policy import KLPolicyConfig, check_policy, make_kl_policy
@@ -80,7 +81,7 @@ def scores_to_tensor(
     ok_rows = (_column(scores, prompt_ok_column, pa.bool_()) if prompt_ok_column in scores.column_names
                else np.ones(len(pids), bool))
     for clause in prompt_clauses:
-        ok_rows = ok_rows & _column(scores, clause, pa.bool_())
+        ok_rows = ok_rows & ~_column(scores, clause, pa.bool_())
     rids = np.asarray(scores.column("response_id").to_pylist(), dtype=object)
     return ScoreTensor(
         utils=utils.astype(np.float32),
@@ -130,13 +131,14 @@ def select_pairs_table(
         margin: Minimum reward gap (strict).
         seed: Seed of ``best_vs_random``.
         reward_column: Score column ranking the candidates.
-        prompt_clauses: ``v_<label>`` columns of FORALL / EXISTS clauses (prompt-level).
+        prompt_clauses: ``v_<label>`` violation columns of FORALL / EXISTS clauses.
         contract_hash: Appended as a ``contract_hash`` column when given.
         run_id: Appended as a ``run_id`` column when given.
 
     Returns:
         ``(pairs, counts)`` with :data:`PAIRS_SCHEMA` (+ the optional columns) and prompt counts (``prompts``,
-        ``pairs``, ``excluded_clause``, ``no_allowed``, ``no_pair``).
+        ``pairs``, ``excluded_clause``, ``no_allowed``, ``no_pair``, ``identical_text``: pairs
+        dropped because chosen and rejected texts are equal).
 
     Raises:
         SchemaMismatchError: If a column is missing or a scored response has no text.
@@ -172,12 +174,16 @@ def select_pairs_table(
         },
         schema=PAIRS_SCHEMA,
     )
+    # Duplicate texts under different ids (HelpSteer has some) make a useless DPO pair: drop them.
+    same = pc.equal(table.column("chosen"), table.column("rejected"))
+    n_same = int(pc.sum(pc.cast(same, pa.int64())).as_py() or 0)
+    table = table.filter(pc.invert(same))
     for name, value in (("contract_hash", contract_hash), ("run_id", run_id)):
         if value is not None:
             table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
     counts = {"prompts": len(t.prompt_ids), "pairs": table.num_rows,
               "excluded_clause": int(sel.n_excluded_clause), "no_allowed": int(sel.n_no_allowed),
-              "no_pair": int(sel.n_no_pair)}
+              "no_pair": int(sel.n_no_pair), "identical_text": n_same}
     return table, counts
 
 

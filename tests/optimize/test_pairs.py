@@ -85,7 +85,7 @@ def test_select_pairs_table_is_trl_format() -> None:
     assert rows["p1"]["chosen"] == "ra" and rows["p1"]["prompt"] == "P1"
     assert counts["pairs"] == 2 and counts["excluded_clause"] == 0
     # A FORALL clause failing on one row of p1 excludes the whole prompt; ids are stamped.
-    failing = scores.append_column("v_all_polite", pa.array([True, False, True, True, True]))
+    failing = scores.append_column("v_all_polite", pa.array([False, True, False, False, False]))
     table, counts = select_pairs_table(failing, responses, "best_vs_worst", prompt_clauses=["v_all_polite"],
                                        contract_hash="abc", run_id="r1")
     assert table.column("prompt_id").to_pylist() == ["p2"] and counts["excluded_clause"] == 1

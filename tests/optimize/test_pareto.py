@@ -139,7 +139,7 @@ def test_compute_pareto_table_and_summary() -> None:
         "reward": utils[p_idx, c_idx].sum(axis=1),
         **{f"u_{s}": utils[p_idx, c_idx, j] for j, s in enumerate(["a", "b", "c"])},
         "veto": ~allowed[p_idx, c_idx],
-        "v_exists_ok": p_idx != 5,  # prompt 5 fails a prompt-level clause
+        "v_exists_ok": p_idx == 5,  # violation flag: prompt 5 fails a prompt-level clause
     })
     table, summary = compute_pareto(scores, ["a", "b", "c"], contract_weights=[2, 1, 1],
                                     min_weights=300, prompt_clauses=["v_exists_ok"])
