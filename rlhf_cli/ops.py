@@ -70,7 +70,7 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
         return
     table = Table(title=f"Deployments on {api}")
     for column in ("deployment", "work pool", "schedules"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in mine:
         schedules = [s["schedule"] for s in row.get("schedules", [])]
         text = ", ".join(f"cron {s['cron']}" if "cron" in s else f"every {s.get('interval')} s"
@@ -83,7 +83,8 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
                "(or serve them without one: rlhf-wizard serve).")
 
 
-def serve_command(prefect_file: Path | None, intervals: list[str], limit: int | None, list_only: bool) -> None:
+def serve_command(prefect_file: Path | None, intervals: list[str], limit: int | None,
+                  list_only: bool, as_json: bool) -> None:
     """Serve (or list) the deployments of the file."""
     from flows.deploy import export_lake_home, require_api_url
     from flows.deployments import PREFECT_FILE, load_deployments
@@ -92,12 +93,18 @@ def serve_command(prefect_file: Path | None, intervals: list[str], limit: int | 
     path = prefect_file or PREFECT_FILE
     overrides = parse_interval_overrides(intervals)
     if list_only:
+        export_lake_home()
+        rows = [(f"{spec.load_flow().name}/{spec.name}", spec) for spec in load_deployments(path)]
+        if as_json:
+            typer.echo(json.dumps([{"name": name, "entrypoint": spec.entrypoint,
+                                    "schedules": _schedules_text(spec.schedules),
+                                    "parameters": spec.parameters} for name, spec in rows], indent=2))
+            return
         table = Table(title=str(path))
         for column in ("deployment", "entrypoint", "schedules"):
-            table.add_column(column)
-        for spec in load_deployments(path):
-            table.add_row(f"{spec.load_flow().name}/{spec.name}", spec.entrypoint,
-                          _schedules_text(spec.schedules))
+            table.add_column(column, overflow="fold")
+        for name, spec in rows:
+            table.add_row(name, spec.entrypoint, _schedules_text(spec.schedules))
         _out.print(table)
         return
     api = require_api_url()
@@ -163,6 +170,7 @@ def register(app: typer.Typer) -> None:
         interval: Annotated[list[str] | None, typer.Option("--interval", help="NAME=SECONDS: replace that deployment's schedules by an interval (NAME: flow/deployment or flow); repeatable.")] = None,
         limit: Annotated[int | None, typer.Option(min=1, help="Most flow runs executing at once.")] = None,
         list_only: Annotated[bool, typer.Option("--list", help="List the deployments and exit.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
     ) -> None:
         """Serve every deployment from this process so runs start from the UI, the CLI or schedules.
 
@@ -171,7 +179,7 @@ def register(app: typer.Typer) -> None:
 
         Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard serve --interval validate-contract=60
         """
-        serve_command(prefect_file, interval or [], limit, list_only)
+        serve_command(prefect_file, interval or [], limit, list_only, as_json)
 
     @app.command()
     def doctor(
