@@ -27,7 +27,7 @@ def _link(path: str, lake: Lake) -> str:
 
 @task(name="build-run-report", **IO_RETRY_OPTIONS)
 def build_run_report(run_id: str | None, lake_root: str) -> dict[str, Any]:
-    """Write ``reports/<run_id>/report.html`` and publish link, Markdown and table artifacts.
+    """Write (and audit) ``reports/<run_id>/report.html``; publish link, Markdown and table artifacts.
 
     Args:
         run_id: The run; None reports on the latest completed ``contract-pipeline`` run.
@@ -48,5 +48,5 @@ def build_run_report(run_id: str | None, lake_root: str) -> dict[str, Any]:
             for name, present in result.sections.items()]
     create_table_artifact(table=rows, key=_key(run_id, "report-sections"),
                           description=f"Optional report sections of run {run_id}")
-    return {"run_id": run_id, "path": result.path, "url": url, "bytes": result.bytes, "seconds": round(result.seconds, 3),
-            "sections": result.sections}
+    return {"run_id": run_id, "path": result.path, "url": url, "bytes": result.bytes,
+            "sha256": result.sha256, "seconds": round(result.seconds, 3), "sections": result.sections}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from rlhf_core.io.lake import Lake, check_run_id
 from rlhf_core.io.runs import list_run_records
 from rlhf_core.report.collect import RunReportData, collect_run
 from rlhf_core.report.render import render_html
+from rlhf_core.security.audit import AuditLog
 
 REPORT_NAME = "report.html"
 
@@ -41,6 +43,7 @@ class ReportResult:
         run_id: The run.
         path: Full path of the HTML file on the lake's filesystem.
         bytes: Size of the page.
+        sha256: Hex SHA-256 of the page (what the audit log records).
         seconds: Wall time of collect + render + write.
         sections: Which optional sections had data (``pareto``, ``policy``, ``pairs``, ``plan``).
         data: The collected data (for summaries).
@@ -49,17 +52,20 @@ class ReportResult:
     run_id: str
     path: str
     bytes: int
+    sha256: str
     seconds: float
     sections: dict[str, bool]
     data: RunReportData
 
 
-def build_report(lake: Lake, run_id: str) -> ReportResult:
+def build_report(lake: Lake, run_id: str, *, audit: bool = True) -> ReportResult:
     """Render the self-contained HTML report of run ``run_id`` into the lake.
 
     Args:
         lake: The lake the run wrote to.
         run_id: The run.
+        audit: Append a ``report_written`` audit entry (path, SHA-256, size), so a reviewer can
+            tell the page they were sent is the one the lake wrote.
 
     Returns:
         Where the report was written and what it contains.
@@ -71,9 +77,12 @@ def build_report(lake: Lake, run_id: str) -> ReportResult:
     data = collect_run(lake, run_id)
     html = render_html(data).encode("utf-8")
     path = lake.write_file_atomic(report_relpath(run_id), html)
+    digest = hashlib.sha256(html).hexdigest()
+    if audit:
+        AuditLog(lake).append("report_written", run_id, {"path": path, "sha256": digest, "bytes": len(html)})
     sections = {"pareto": data.pareto is not None, "policy": data.policy is not None,
                 "pairs": data.pairs is not None, "plan": data.plan is not None}
-    return ReportResult(run_id, path, len(html), time.perf_counter() - started, sections, data)
+    return ReportResult(run_id, path, len(html), digest, time.perf_counter() - started, sections, data)
 
 
 def report_markdown(result: ReportResult) -> str:

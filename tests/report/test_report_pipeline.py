@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from rlhf_core.errors import LakeError
 from rlhf_core.io.lake import Lake
-from rlhf_core.report import build_report, report_relpath
+from rlhf_core.report import build_report, collect_run, report_relpath
 from tests.report.conftest import BAD_EMPTY, BAD_RANGE, RUN_ID
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def test_report_counts_quarantine_by_reason_and_quality_suites(pipeline_run) -> 
 
 def test_report_length_correlation_matches_the_lake(pipeline_run) -> None:
     lake, result = pipeline_run
-    data = build_report(Lake(lake), RUN_ID).data
+    data = collect_run(Lake(lake), RUN_ID)
     scores = Lake(lake).read_table("scores", run_id=RUN_ID, columns=["response_id", "reward"])
     responses = Lake(lake).read_table("responses", run_id=RUN_ID, columns=["response_id", "response"])
     length = {i: len(t) for i, t in zip(responses.column("response_id").to_pylist(),
@@ -82,6 +82,22 @@ def test_report_length_correlation_matches_the_lake(pipeline_run) -> None:
     html = Path(result["report"]).read_text("utf-8")
     assert f"Pearson r = <b>{data.length.pearson:.4g}</b>" in html
     assert data.stats["violations"]["safe"] == pytest.approx(data.stats["veto_rate"])
+
+
+def test_report_is_audited_with_its_hash(pipeline_run) -> None:
+    import hashlib
+
+    from rlhf_core.security.audit import AuditLog
+    from rlhf_core.security.audit_verify import verify_audit
+
+    lake, result = pipeline_run
+    entries = [e for e in AuditLog(Lake(lake)).entries() if e.kind == "report_written" and e.subject == RUN_ID]
+    digest = hashlib.sha256(Path(result["report"]).read_bytes()).hexdigest()
+    # every write of the report is audited: the latest entry describes the file as it is now
+    assert entries and entries[-1].details == {"path": result["report"], "sha256": digest,
+                                               "bytes": Path(result["report"]).stat().st_size}
+    assert entries[0].seq > max(e.seq for e in AuditLog(Lake(lake)).entries() if e.kind == "run_finished")
+    assert verify_audit(Lake(lake)).ok
 
 
 def test_pipeline_publishes_link_and_markdown_artifacts(pipeline_run) -> None:
