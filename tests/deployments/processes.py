@@ -106,3 +106,17 @@ def wait_http_ok(url: str, timeout_s: float, service: Service) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} not up after {timeout_s} s:\n{service.tail()}")
+
+
+def processes_with_env(name: str, value: str) -> list[psutil.Process]:
+    """Every live process (other than this one) started with ``name=value`` in its environment."""
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
+            continue
+        try:
+            if proc.environ().get(name) == value and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found

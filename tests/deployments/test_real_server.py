@@ -22,7 +22,13 @@ import pytest
 
 from rlhf_core.contract import load_contract
 from rlhf_core.security.audit import AuditLog
-from tests.deployments.processes import QUIET_ENV, Service, free_port, wait_http_ok
+from tests.deployments.processes import (
+    QUIET_ENV,
+    Service,
+    free_port,
+    processes_with_env,
+    wait_http_ok,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     finally:
         survivors = service.stop()
     assert not survivors, f"processes left behind by the server: {survivors}"
+    assert not processes_with_env("PREFECT_HOME", str(home)), "a process of the server is still running"
 
 
 def _call(method: str, url: str, **kwargs) -> httpx.Response:
@@ -173,4 +180,6 @@ def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
         survivors = serve.stop()
     assert serve.seen, "serve process was never observed"
     assert not survivors, f"processes left behind by serve: {survivors}"
+    # Nothing that talked to this server survives: serve, flow-run subprocesses, CLI calls.
+    assert not processes_with_env("PREFECT_API_URL", api), "a client of the test server is still running"
     print(f"\nreal-server serve test: {time.monotonic() - started:.1f} s")
