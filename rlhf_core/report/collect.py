@@ -37,6 +37,10 @@ from rlhf_core.report.optional_tables import (
 from rlhf_core.security.audit import AuditEntry, AuditLog
 
 
+_RUN_TABLES = ("scores", "responses", "plans", "pareto", "pairs", "selections")
+"""Tables whose partition alone makes a run id reportable (e.g. a plan-campaign run)."""
+
+
 @dataclass(frozen=True)
 class QualitySuite:
     """One Great Expectations suite result as stored by the run.
@@ -135,8 +139,8 @@ def collect_run(lake: Lake, run_id: str) -> RunReportData:
     except LakeError:
         run, notes = None, [f"run {run_id} has no record in the runs table"]
     score_parts = lake.part_paths("scores", run_id)
-    if run is None and not score_parts:
-        raise LakeError(f"run {run_id} has no record and no scores in {lake.root}; check the run id "
+    if run is None and not any(lake.part_paths(t, run_id) for t in _RUN_TABLES):
+        raise LakeError(f"run {run_id} has no record and no data in {lake.root}; check the run id "
                         f"(runs present: {', '.join(lake.list_runs('runs')) or 'none'}) and RLHF_WIZARD_HOME")
     params = dict(run.parameters) if run else {}
     audit = run_audit(lake, run_id)

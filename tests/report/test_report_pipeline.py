@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 
@@ -14,29 +13,13 @@ from rlhf_core.errors import LakeError
 from rlhf_core.io.lake import Lake
 from rlhf_core.report import build_report, collect_run, report_relpath
 from tests.report.conftest import BAD_EMPTY, BAD_RANGE, RUN_ID
+from tests.report.html_checks import assert_self_contained
 
 pytestmark = pytest.mark.integration
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_IMG_SRC = re.compile(r'<img[^>]*\ssrc="([^"]*)"')
-
 
 def _section(html: str, anchor: str) -> str:
     start = html.index(f'<section id="{anchor}">')
     return html[start: html.index("</section>", start)]
-
-
-def assert_self_contained(html: str) -> list[bytes]:
-    """No external resource of any kind; every image an embedded PNG. Returns the PNGs."""
-    assert not re.search(r'(src|href)\s*=\s*"(?!data:|#)', html), "a src/href points outside the page"
-    assert not re.search(r"url\(|@import|<script|<link", html, re.IGNORECASE)
-    pngs = []
-    for src in _IMG_SRC.findall(html):
-        assert src.startswith("data:image/png;base64,")
-        png = base64.b64decode(src.split(",", 1)[1], validate=True)
-        assert png.startswith(PNG_MAGIC) and len(png) > 2_000
-        pngs.append(png)
-    return pngs
 
 
 def test_pipeline_writes_the_report_as_its_last_stage(pipeline_run) -> None:
