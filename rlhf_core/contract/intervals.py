@@ -95,7 +95,9 @@ def _f32_hull(value: float) -> Interval:
 def _widen(iv: Interval, rounding: bool) -> Interval:
     if not rounding:
         return iv
-    return Interval(iv.lo - abs(iv.lo) * _REL, iv.hi + abs(iv.hi) * _REL, iv.nan)
+    lo = iv.lo - abs(iv.lo) * _REL if math.isfinite(iv.lo) else iv.lo
+    hi = iv.hi + abs(iv.hi) * _REL if math.isfinite(iv.hi) else iv.hi
+    return Interval(lo, hi, iv.nan)
 
 
 def _clean(lo: float, hi: float, nan: bool) -> Interval:

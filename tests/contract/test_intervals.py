@@ -167,3 +167,10 @@ def test_reward_bounds_include_penalties_and_the_floor() -> None:
     assert reward_bounds(never, rounding=False) == Interval(-1.0, -1.0)
     sound = reward_bounds(_program_for_env())
     assert sound.lo <= 0.0 and 1.0 < sound.hi < 1.0 + 1e-5  # widened for float32 rounding
+
+
+def test_rounding_keeps_infinite_bounds_infinite() -> None:
+    # Regression: widening an infinite bound must not produce NaN bounds.
+    assert interval_of(parse_expr("log(0)"), ENV, rounding=True) == Interval(-INF, -INF)
+    wide = interval_of(parse_expr("exp(1000 * x)"), ENV, rounding=True)
+    assert wide.hi == INF and not math.isnan(wide.lo)
