@@ -4,11 +4,16 @@ unknown."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rlhf_core.contract.legal_blocks import parse_clauses, parse_expr
 from rlhf_core.contract.legal_blocks.compile_jax import compile_jax
 from rlhf_core.contract.program import ContractProgram, InputDecl, StakeholderProgram
 from rlhf_core.contract.static_check import check_ensures, violates
+from rlhf_core.scoring import score_table
+from tests.contract.compile_strategies import dyadic_columns, programs
 
 INPUTS = (
     InputDecl("helpfulness", "float", 0.0, 4.0),
@@ -109,3 +114,17 @@ def test_true_but_unprovable_is_unknown() -> None:
 
 def test_no_ensures_no_results() -> None:
     assert check_ensures(program("utilitarian", "safe: REQUIRES is_safe")) == ()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_verdicts_are_sound_on_random_programs(data: st.DataObject) -> None:
+    prog = data.draw(programs(data.draw(st.sampled_from(["weighted_sum", "nash_bargaining"]))))
+    table = pa.table(dyadic_columns(data.draw(st.integers(0, 2**31 - 1)), 64))
+    scored = score_table(prog, table)
+    for result in check_ensures(prog):
+        violated = scored.column(f"v_{result.label}").to_numpy(zero_copy_only=False)
+        if result.status == "proved":
+            assert not violated.any()
+        if result.status == "refuted":
+            assert violates(prog, result.counterexample, result.label)
