@@ -38,6 +38,10 @@ REQUIRED_FIELDS: dict[str, tuple[pa.Field, ...]] = {
     "preferences": tuple(PREFERENCE_BASE_FIELDS),
     "quarantine": tuple(QUARANTINE_SCHEMA),
     RUNS_TABLE: tuple(RUNS_SCHEMA),
+    # The contract-independent head of ``score_schema.scores_schema`` (that module pulls in the
+    # contract package, which the doctor does not need).
+    "scores": (pa.field("prompt_id", pa.string()), pa.field("response_id", pa.string()),
+               pa.field("reward", pa.float32())),
 }
 """Columns (name and type) every part file of these lake tables must carry."""
 

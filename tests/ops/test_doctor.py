@@ -92,15 +92,21 @@ def test_table_output_names_the_failure_and_its_fix(clean_env: Path) -> None:
     assert "1 of" in result.stdout
 
 
-def test_stale_table_schema_is_named(clean_env: Path) -> None:
-    part = clean_env / "lake" / "runs" / "run_id=old" / "part-00000.parquet"
+@pytest.mark.parametrize(("table", "columns", "problem"), [
+    ("runs", {"run_id_text": pa.array(["old"]), "status": pa.array([1])}, "missing column"),
+    ("scores", {"prompt_id": pa.array(["p"]), "response_id": pa.array(["r"]),
+                "reward": pa.array([0.5], pa.float64())}, "column reward is double, expected float"),
+])
+def test_stale_table_schema_is_named(clean_env: Path, table: str, columns: dict, problem: str) -> None:
+    part = clean_env / "lake" / table / "run_id=old" / "part-00000.parquet"
     part.parent.mkdir(parents=True)
-    pq.write_table(pa.table({"run_id_text": ["old"], "status": [1]}), part)
+    pq.write_table(pa.table(columns), part)
     code, report = _doctor()
     checks = _by_name(report)
     assert code == 1
-    assert checks["lake table runs"]["ok"] is False
-    assert "missing column" in checks["lake table runs"]["detail"]
+    assert checks[f"lake table {table}"]["ok"] is False
+    assert problem in checks[f"lake table {table}"]["detail"]
+    assert "run_id=old" in checks[f"lake table {table}"]["detail"]
 
 
 def test_versions_and_key_permissions(tmp_path: Path) -> None:
