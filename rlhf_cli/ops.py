@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Annotated
 
@@ -58,7 +59,8 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
         progress.advance(step)
         registered = list_deployments(api)
         progress.advance(step)
-    wanted = [s for s in specs if not names or any(n.split("/")[-1] == s.name for n in names)]
+    wanted = [s for s in specs if not names or any(
+        fnmatch(f"{s.load_flow().name}/{s.name}", n) or fnmatch(s.name, n) for n in names)]
     missing = missing_deployments(wanted, registered)
     if missing:
         raise DeploymentError(f"prefect deploy finished but these are not registered: {'; '.join(missing)}")
