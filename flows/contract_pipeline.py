@@ -7,7 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.build_report import BuildReportParams, build_report
 from flows.config import PipelineConfig
+from flows.fit_reward_models import FitRewardModelsParams, fit_reward_models_with
 from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
+from flows.optimize_policy import OptimizePolicyParams, optimize_policy
 from flows.score_responses import ScoreResponsesParams, score_responses_with
 from flows.validate_contract import ValidateContractParams, validate_contract
 from rlhf_core.io.remote import EndpointConfig
@@ -33,6 +35,11 @@ class ContractPipelineParams(BaseModel):
         remote_scoring: Optional reward-model endpoint whose score becomes a response column
             (a contract input) before scoring.
         remote_token_block: Prefect Secret block holding the endpoint's bearer token.
+        reward_model_criteria: Preference criteria to fit Bradley–Terry models for before scoring
+            (their ``rm_<criterion>`` columns become contract inputs); empty: no fitting.
+        optimize: Compute the Pareto front, the constrained KL policy and the DPO pairs.
+        kl_cost_column: Scores column the KL policy constrains in expectation.
+        kl_budget: The policy's expected-cost budget (None: half the reference policy's).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +54,10 @@ class ContractPipelineParams(BaseModel):
     config: PipelineConfig = PipelineConfig()
     remote_scoring: EndpointConfig | None = None
     remote_token_block: str | None = None
+    reward_model_criteria: list[str] = Field(default_factory=list)
+    optimize: bool = True
+    kl_cost_column: str = "penalty"
+    kl_budget: float | None = Field(default=None, ge=0.0)
 
 
 @flow(name="contract-pipeline", log_prints=True)
@@ -68,21 +79,33 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
             remote = score_remote(params.run_id, params.remote_scoring, params.lake_root,
                                   token_secret_block=params.remote_token_block)
             counts["remote_scored"] = remote["rows_scored"]
+        response_paths = ingest["response_paths"]
+        if params.reward_model_criteria:
+            fitted = fit_reward_models_with(FitRewardModelsParams(
+                run_id=params.run_id, lake_root=params.lake_root,
+                criteria=params.reward_model_criteria), params.config.dask)
+            response_paths = fitted["response_paths"]
         scored = score_responses_with(ScoreResponsesParams(
-            contract=params.contract, contract_hash=contract["hash"], inputs=ingest["response_paths"],
+            contract=params.contract, contract_hash=contract["hash"], inputs=response_paths,
             run_id=params.run_id, lake_root=params.lake_root,
             shard_rows=params.config.scoring.shard_rows), params.config.dask)
         counts["scored"] = scored["rows"]
         quality = check_scores_quality(scored["paths"], params.run_id, params.lake_root)
-        verified = (verify_scores_with_sql(params.contract, ingest["response_paths"], scored["paths"])
+        verified = (verify_scores_with_sql(params.contract, response_paths, scored["paths"])
                     if params.config.scoring.differential_check else None)
+        optimized = (optimize_policy(OptimizePolicyParams(
+            contract=params.contract, run_id=params.run_id, lake_root=params.lake_root,
+            cost_column=params.kl_cost_column, budget=params.kl_budget)) if params.optimize else None)
+        if optimized:
+            counts["pairs"] = optimized["pairs"]["pairs"]
         summary = publish_score_summary(params.run_id, params.lake_root, scored["paths"],
-                                        ingest=ingest, contract=contract)
+                                        ingest=ingest, contract=contract, optimization=optimized)
     except BaseException as exc:
         finish_run(params.run_id, params.lake_root, "failed", counts, error=str(exc).splitlines()[0][:500])
         raise
     finish_run(params.run_id, params.lake_root, "completed", counts)
     report = build_report(BuildReportParams(run_id=params.run_id, lake_root=params.lake_root))
     return {"run_id": params.run_id, "contract": contract, "ingest": ingest, "scores": scored,
+            "optimization": optimized,
             "quality": quality, "differential": verified, "summary": summary["summary_markdown"],
             "report": report["path"]}

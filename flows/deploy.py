@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,15 @@ def export_lake_home() -> str:
     home = str(Path(lake.root).resolve()) if is_local(lake.fs) and "://" not in lake.root else lake.root
     os.environ[ENV_HOME] = home
     return home
+
+
+def select_deployments(specs: Sequence[DeploymentSpec], names: Sequence[str]) -> list[DeploymentSpec]:
+    """The specs ``prefect deploy --name`` selects: all when ``names`` is empty, else those whose
+    ``flow/deployment`` name or deployment name matches a pattern (``*`` wildcards)."""
+    if not names:
+        return list(specs)
+    return [s for s in specs if any(
+        fnmatch(f"{s.load_flow().name}/{s.name}", n) or fnmatch(s.name, n) for n in names)]
 
 
 def ensure_work_pools(specs: Sequence[DeploymentSpec]) -> list[str]:

@@ -32,3 +32,21 @@ def scores_schema(program: ContractProgram) -> pa.Schema:
 def score_input_columns(program: ContractProgram) -> list[str]:
     """Columns a scoring shard reads: the ids and every declared input."""
     return list(dict.fromkeys([f.name for f in SCORE_ID_FIELDS] + [d.name for d in program.inputs]))
+
+
+SELECTIONS_SCHEMA = pa.schema(
+    [
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("response_id", pa.string(), nullable=False),
+        pa.field("policy_prob", pa.float32(), nullable=False),
+        pa.field("best_under_contract", pa.bool_(), nullable=False),
+        pa.field("best_under_policy", pa.bool_(), nullable=False),
+    ]
+)
+"""``selections``: per response, the constrained KL policy's probability and the best-of-n picks
+under the contract's reward and under the optimised policy."""
+
+
+def quantifier_columns(program: ContractProgram) -> list[str]:
+    """``v_<label>`` columns of the FORALL / EXISTS clauses (prompt-level flags)."""
+    return [f"v_{c.label}" for c in program.clauses if c.kind in ("FORALL", "EXISTS")]

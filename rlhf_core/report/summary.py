@@ -32,6 +32,7 @@ def render_score_summary(
     ingest: Mapping[str, Any] | None = None,
     contract: Mapping[str, Any] | None = None,
     paths: Sequence[str] = (),
+    optimization: Mapping[str, Any] | None = None,
 ) -> str:
     """A Markdown summary of one run.
 
@@ -41,6 +42,7 @@ def render_score_summary(
         ingest: Row counts (``rows_in``, ``accepted``, ``quarantined``, reasons) when ingested.
         contract: Contract facts (``name``, ``hash``, ``approved_by``) when known.
         paths: Files written by the run.
+        optimization: Output of the ``optimize-policy`` flow (Pareto summary, KL policy, pairs).
     """
     lines = [f"# Run `{run_id}`", ""]
     if contract:
@@ -81,6 +83,57 @@ def render_score_summary(
     ]
     lines += ["", "## Clauses", "", "| clause | violation rate |", "|---|---:|"]
     lines += [f"| {clause} | {_fmt(rate)} |" for clause, rate in stats["violations"].items()]
+    if optimization:
+        lines += ["", *_optimization_lines(optimization)]
     if paths:
         lines += ["", "## Written", ""] + [f"- `{p}`" for p in paths]
     return "\n".join(lines) + "\n"
+
+
+def _point(values: Mapping[str, Any] | Sequence[Any] | None) -> str:
+    if values is None:
+        return "–"
+    if isinstance(values, Mapping):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in values.items())
+    return ", ".join(_fmt(v) for v in values)
+
+
+def _optimization_lines(opt: Mapping[str, Any]) -> list[str]:
+    """Markdown for the Pareto front, the chosen points, λ and the pair counts."""
+    pareto, policy, pairs = opt.get("pareto") or {}, opt.get("policy") or {}, opt.get("pairs") or {}
+    lines = [
+        "## Trade-offs",
+        "",
+        f"Pareto front: {pareto.get('n_front', '–')} non-dominated points of {pareto.get('n_weights', '–')} "
+        f"weight vectors · hypervolume {_fmt(pareto.get('hypervolume'))}"
+        + (f" ± {_fmt(pareto.get('hypervolume_stderr'))}" if pareto.get("hypervolume_stderr") else ""),
+        "",
+        "| point | mean utilities |",
+        "|---|---|",
+    ]
+    for name in ("contract", "knee", "nash", "ideal"):
+        value = pareto.get(name)
+        if isinstance(value, Mapping) and "utilities" in value:
+            value = value["utilities"]
+        if value is not None:
+            lines.append(f"| {name} | {_point(value)} |")
+    regret = pareto.get("regret")
+    if regret:
+        lines += ["", f"Regret at the contract's weights: {_point(regret)}"]
+    lines += [
+        "",
+        "## Constrained KL policy",
+        "",
+        f"λ {_fmt(policy.get('lambda'))} · slack {_fmt(policy.get('slack'))} · KL {_fmt(policy.get('kl'))} · "
+        f"E[reward] {_fmt(policy.get('expected_reward'))} · E[{policy.get('cost_column', 'cost')}] "
+        f"{_fmt(policy.get('expected_cost'))} ≤ {_fmt(policy.get('budget'))} · "
+        f"{'binding' if policy.get('active') else 'inactive'}",
+        "",
+        "## DPO pairs",
+        "",
+        "| pairs | prompts | excluded by clauses | no allowed response | no pair | identical text |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {pairs.get('pairs', '–')} | {pairs.get('prompts', '–')} | {pairs.get('excluded_clause', '–')} | "
+        f"{pairs.get('no_allowed', '–')} | {pairs.get('no_pair', '–')} | {pairs.get('identical_text', '–')} |",
+    ]
+    return lines

@@ -1,0 +1,37 @@
+"""Flow ``optimize-policy``: stakeholder trade-offs, the constrained KL policy and DPO pairs."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.optimize import compute_pareto_front, export_dpo_pairs, solve_kl_policy
+
+
+class OptimizePolicyParams(BaseModel):
+    """Parameters of ``optimize-policy``.
+
+    Attributes:
+        contract: Contract YAML (stakeholders, weights, clauses, selection settings).
+        run_id: Run whose ``scores`` are optimised over.
+        lake_root: Lake root.
+        cost_column: Scores column constrained in expectation (``penalty``, a ``u_*`` or ``v_*``).
+        budget: Upper bound on the policy's expected cost; None: half the reference policy's.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    contract: str
+    run_id: str
+    lake_root: str = ".wizard"
+    cost_column: str = "penalty"
+    budget: float | None = Field(default=None, ge=0.0)
+
+
+@flow(name="optimize-policy", log_prints=True)
+def optimize_policy(params: OptimizePolicyParams) -> dict:
+    """Pareto front + Nash point -> constrained KL policy -> TRL DPO pairs."""
+    pareto = compute_pareto_front(params.contract, params.run_id, params.lake_root)
+    policy = solve_kl_policy(params.contract, params.run_id, params.lake_root, params.cost_column, params.budget)
+    pairs = export_dpo_pairs(params.contract, params.run_id, params.lake_root)
+    return {"pareto": pareto, "policy": policy, "pairs": pairs}

@@ -1,0 +1,91 @@
+"""Optimisation tasks over a run's scores: Pareto front, constrained KL policy, DPO pairs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from prefect import task
+
+from rlhf_core.contract import load_contract
+from rlhf_core.io.lake import Lake
+from rlhf_core.io.score_schema import SELECTIONS_SCHEMA, quantifier_columns
+from rlhf_core.optimize import (
+    PAIRS_SCHEMA,
+    KLPolicyConfig,
+    compute_pareto,
+    optimize_policy,
+    select_pairs_table,
+)
+from tasks.policies import IO_RETRY_OPTIONS
+
+
+def _run_table(lake: Lake, table: str, run_id: str, columns: list[str] | None = None) -> pa.Table:
+    data = lake.read_table(table, run_id=run_id, columns=columns)
+    return data.drop_columns([c for c in ("run_id",) if c in data.column_names])
+
+
+def _save_json(lake: Lake, run_id: str, name: str, value: dict[str, Any]) -> None:
+    lake.write_file_atomic(f"artifacts/{run_id}/{name}.json", json.dumps(value, default=str, indent=2).encode())
+
+
+@task(name="compute-pareto-front", **IO_RETRY_OPTIONS)
+def compute_pareto_front(contract_path: str, run_id: str, lake_root: str) -> dict[str, Any]:
+    """Evaluate the stakeholder weight simplex over the run's scores; write ``pareto``."""
+    lake = Lake(lake_root)
+    program = load_contract(contract_path).program
+    table, summary = compute_pareto(
+        _run_table(lake, "scores", run_id), [s.name for s in program.stakeholders],
+        contract_weights=[s.weight for s in program.stakeholders],
+        prompt_clauses=quantifier_columns(program),
+    )
+    lake.write_partition("pareto", run_id, table, table.schema)
+    _save_json(lake, run_id, "pareto", summary)
+    return summary
+
+
+@task(name="solve-kl-policy", **IO_RETRY_OPTIONS)
+def solve_kl_policy(contract_path: str, run_id: str, lake_root: str, cost_column: str,
+                    budget: float | None) -> dict[str, Any]:
+    """Constrained KL-regularised policy per prompt (β from the contract); write ``selections``.
+
+    A ``budget`` of None means half the expected cost under the reference policy.
+    """
+    lake = Lake(lake_root)
+    contract = load_contract(contract_path)
+    program = contract.program
+    scores = _run_table(lake, "scores", run_id)
+    cost = pc.cast(scores[cost_column], pa.float32())
+    scores = scores.set_column(scores.schema.get_field_index(cost_column), cost_column, cost)
+    if budget is None:
+        allowed = pc.invert(scores["veto"])
+        budget = max(0.5 * (pc.mean(pc.filter(cost, allowed)).as_py() or 0.0), 1e-6)
+    selections, summary = optimize_policy(
+        scores, cost_column, budget, KLPolicyConfig(beta=contract.spec.selection.kl_beta),
+        prompt_clauses=quantifier_columns(program),
+    )
+    lake.write_partition("selections", run_id, selections.cast(SELECTIONS_SCHEMA), SELECTIONS_SCHEMA)
+    summary = {**summary, "budget": budget, "cost_column": cost_column, "beta": contract.spec.selection.kl_beta}
+    _save_json(lake, run_id, "kl_policy", summary)
+    return summary
+
+
+@task(name="export-dpo-pairs", **IO_RETRY_OPTIONS)
+def export_dpo_pairs(contract_path: str, run_id: str, lake_root: str) -> dict[str, Any]:
+    """TRL DPO pairs under the contract's selection settings; ``pairs`` stamped with the hash."""
+    lake = Lake(lake_root)
+    contract = load_contract(contract_path)
+    selection = contract.spec.selection
+    pairs, counts = select_pairs_table(
+        _run_table(lake, "scores", run_id), _run_table(lake, "responses", run_id),
+        selection.pairing, margin=selection.min_margin, seed=selection.seed,
+        prompt_clauses=quantifier_columns(contract.program), contract_hash=contract.hash, run_id=run_id,
+    )
+    pairs = pairs.drop_columns(["run_id"])
+    schema = PAIRS_SCHEMA.append(pa.field("contract_hash", pa.string()))
+    path = lake.write_partition("pairs", run_id, pairs, schema,
+                                metadata={"rlhf_wizard.contract_hash": contract.hash})
+    _save_json(lake, run_id, "pairs", counts)
+    return {**counts, "path": path}
