@@ -26,7 +26,7 @@ def plan_command(
     algorithm: Annotated[str, typer.Option(help="qiea (quantum-inspired, islands) or ga (baseline).")] = "qiea",
     budget: Annotated[int, typer.Option(help="Schedules to generate (each SGS pass counts).")] = 5000,
     islands: Annotated[int, typer.Option(help="QIEA islands.")] = 4,
-    pop_size: Annotated[int, typer.Option(help="Individuals per island.")] = 8,
+    pop_size: Annotated[int, typer.Option(help="Individuals per island.")] = 4,
     sgs: Annotated[str, typer.Option(help="serial or parallel schedule generation.")] = "serial",
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same plan).")] = 0,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: generated).")] = None,

@@ -32,7 +32,7 @@ class SearchConfig(BaseModel):
     algorithm: Literal["qiea", "ga"] = "qiea"
     budget: int = Field(5000, ge=1, description="schedules per instance (each SGS pass counts)")
     islands: int = Field(4, ge=1)
-    pop_size: int = Field(8, ge=2, description="individuals per island (GA: islands * pop_size)")
+    pop_size: int = Field(4, ge=2, description="individuals per island (GA: islands * pop_size)")
     migration_interval: int = Field(5, ge=1, description="generations between migrations")
     bits: int = Field(8, ge=2, le=16)
     sgs: Literal["serial", "parallel"] = "serial"
