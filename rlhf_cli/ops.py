@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +41,7 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
         missing_deployments,
         require_api_url,
         run_prefect_deploy,
+        select_deployments,
     )
     from flows.deployments import PREFECT_FILE, load_deployments
     from rlhf_core.errors import DeploymentError
@@ -52,15 +52,17 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
     with _progress() as progress:
         step = progress.add_task(f"Registering {path.name} with {api}", total=4)
         specs = load_deployments(path)
+        wanted = select_deployments(specs, names)
+        if not wanted:
+            raise DeploymentError(f"--name {' '.join(names)} matches no deployment in {path}; "
+                                  "see `rlhf-wizard serve --list`")
         progress.advance(step)
-        created = ensure_work_pools(specs)
+        created = ensure_work_pools(wanted)
         progress.advance(step)
         run_prefect_deploy(path, names)
         progress.advance(step)
         registered = list_deployments(api)
         progress.advance(step)
-    wanted = [s for s in specs if not names or any(
-        fnmatch(f"{s.load_flow().name}/{s.name}", n) or fnmatch(s.name, n) for n in names)]
     missing = missing_deployments(wanted, registered)
     if missing:
         raise DeploymentError(f"prefect deploy finished but these are not registered: {'; '.join(missing)}")

@@ -124,3 +124,18 @@ def test_invalid_file_names_the_entry(tmp_path: Path) -> None:
     bad.write_text("deployments:\n  - name: x\n    entrypoint: flows/validate_contract.py\n")
     with pytest.raises(ContractSchemaError, match=r"deployments\[0\] \(x\)\.entrypoint"):
         load_deployments(bad)
+
+
+def test_deploy_name_selection(specs) -> None:
+    from flows.deploy import missing_deployments, select_deployments
+
+    assert select_deployments(specs, []) == specs
+    one = select_deployments(specs, ["validate-contract/on-demand"])
+    assert [s.entrypoint for s in one] == ["flows/validate_contract.py:validate_contract"]
+    on_demand = select_deployments(specs, ["on-demand"])
+    assert len(on_demand) == 4 and all(s.name == "on-demand" for s in on_demand)
+    assert [s.name for s in select_deployments(specs, ["*/weekly"])] == ["weekly"]
+    assert select_deployments(specs, ["nope/*"]) == []
+    registered = [{"entrypoint": one[0].entrypoint, "name": "on-demand"}]
+    assert missing_deployments(one, registered) == []
+    assert missing_deployments(specs[:2], registered) == [f"{specs[1].entrypoint} (on-demand)"]
