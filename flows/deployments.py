@@ -74,6 +74,7 @@ class DeploymentSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     concurrency_limit: int | None = Field(default=None, ge=1)
     enforce_parameter_schema: bool = True
+    paused: bool = False
     work_pool: WorkPoolSpec | None = None
 
     @property

@@ -77,7 +77,7 @@ def build_deployments(
         deployments.append(flow.to_deployment(
             name=spec.name, description=spec.description, parameters=spec.parameters,
             schedules=schedules, tags=spec.tags, concurrency_limit=spec.concurrency_limit,
-            enforce_parameter_schema=spec.enforce_parameter_schema,
+            enforce_parameter_schema=spec.enforce_parameter_schema, paused=spec.paused,
         ))
     if overrides:
         raise ContractSchemaError(
