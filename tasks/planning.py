@@ -142,6 +142,7 @@ def publish_islands_task(
     )
     summary = publish_plan(plan, run_id, lake_root)
     _artifact(summary, lake_root)
+    lake.fs.delete_dir(lake.path(f"work/plans/{run_id}"))  # island states are no longer needed
     return summary
 
 

@@ -45,3 +45,4 @@ def test_plan_campaign_flow_on_dask(prefect_api: None, tmp_path: Path) -> None:
     by_name = dict(zip(rows["activity"], rows["start"], strict=True))
     assert [by_name[a.name] for a in local.project.activities] == local.starts.tolist()
     assert Path(summary["gantt"]).is_file()
+    assert not (tmp_path / "work" / "plans" / "flow-1").exists()
