@@ -105,7 +105,7 @@ def test_served_deployments_match_the_file_and_take_an_interval_override(specs) 
     assert override.interval == timedelta(seconds=7)
     nightly = by_name["contract-pipeline/nightly-scoring"]
     assert nightly.schedules[0].schedule.cron == "0 2 * * *"
-    assert nightly.parameters == specs[3].parameters
+    assert nightly.parameters == next(s for s in specs if s.name == "nightly-scoring").parameters
     assert nightly.enforce_parameter_schema is True
 
 
@@ -133,7 +133,7 @@ def test_deploy_name_selection(specs) -> None:
     one = select_deployments(specs, ["validate-contract/on-demand"])
     assert [s.entrypoint for s in one] == ["flows/validate_contract.py:validate_contract"]
     on_demand = select_deployments(specs, ["on-demand"])
-    assert len(on_demand) == 4 and all(s.name == "on-demand" for s in on_demand)
+    assert on_demand == [s for s in specs if s.name == "on-demand"] and len(on_demand) >= 4
     assert [s.name for s in select_deployments(specs, ["*/weekly"])] == ["weekly"]
     assert select_deployments(specs, ["nope/*"]) == []
     registered = [{"entrypoint": one[0].entrypoint, "name": "on-demand"}]
