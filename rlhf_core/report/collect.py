@@ -26,6 +26,7 @@ from rlhf_core.report.aggregate import (
 )
 from rlhf_core.report.contract_facts import ContractFacts, contract_facts
 from rlhf_core.report.optional_tables import (
+    PairsView,
     ParetoView,
     PlanView,
     read_json,
@@ -35,7 +36,6 @@ from rlhf_core.report.optional_tables import (
     read_policy,
 )
 from rlhf_core.security.audit import AuditEntry, AuditLog
-
 
 _RUN_TABLES = ("scores", "responses", "plans", "pareto", "pairs", "selections")
 """Tables whose partition alone makes a run id reportable (e.g. a plan-campaign run)."""
@@ -79,7 +79,7 @@ class RunReportData:
     length: LengthBias | None
     pareto: ParetoView | None
     policy: Mapping[str, Any] | None
-    pairs: tuple[dict, ...] | None
+    pairs: PairsView | None
     plan: PlanView | None
     audit: tuple[AuditEntry, ...]
     notes: tuple[str, ...] = field(default=())

@@ -5,10 +5,11 @@ Each returns None when the run did not produce it, so the report can say so. Whe
 * ``pareto`` table, run partition: the table of
   :func:`rlhf_core.optimize.compute_pareto` (``kind`` grid|contract, ``w_<s>``, ``u_<s>``,
   ``on_front``, ``is_knee``, ``is_nash``); optional ``artifacts/<run_id>/pareto.json`` (its summary).
-* λ: ``artifacts/<run_id>/policy.json`` (the summary of :func:`rlhf_core.optimize.tables.optimize_policy`:
-  ``lambda``, ``slack``, ``kl``, ``expected_reward`` ...), or Parquet metadata ``lambda`` /
-  ``rlhf_wizard.lambda`` on the run's ``selections`` part.
-* ``pairs`` table, run partition (TRL DPO format with ``strategy`` and ``margin``).
+* λ: ``artifacts/<run_id>/kl_policy.json`` (the summary the ``optimize-policy`` flow stores:
+  ``lambda``, ``slack``, ``kl``, ``expected_reward``, ``budget``, ``beta`` ...), or Parquet metadata
+  ``lambda`` / ``rlhf_wizard.lambda`` on the run's ``selections`` part.
+* ``pairs`` table, run partition (TRL DPO format with ``strategy`` and ``margin``), and the
+  selection counts ``artifacts/<run_id>/pairs.json`` (prompts excluded by a clause, ...).
 * ``plans`` table, run partition, and the Gantt chart ``reports/<run_id>/plan-gantt.png``.
 """
 
@@ -26,7 +27,9 @@ import pyarrow.fs as pafs
 from rlhf_core.errors import LakeError
 from rlhf_core.io.lake import Lake
 
-_POLICY_KEYS = ("lambda", "slack", "kl", "expected_reward", "expected_cost", "active", "steps", "prompts")
+_POLICY_KEYS = ("lambda", "budget", "cost_column", "beta", "slack", "kl", "expected_reward", "expected_cost",
+                "active", "steps", "prompts")
+_PAIR_COUNTS = ("prompts", "pairs", "excluded_clause", "no_allowed", "no_pair")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def read_pareto(lake: Lake, run_id: str) -> ParetoView | None:
 
 def read_policy(lake: Lake, run_id: str) -> dict[str, Any] | None:
     """λ and the constrained policy's summary for the run, or None when not computed."""
-    doc = read_json(lake, f"artifacts/{run_id}/policy.json")
+    doc = read_json(lake, f"artifacts/{run_id}/kl_policy.json")
     if isinstance(doc, dict) and "lambda" in doc:
         return {k: doc[k] for k in _POLICY_KEYS if k in doc}
     if lake.part_paths("selections", run_id):
@@ -132,13 +135,29 @@ def read_policy(lake: Lake, run_id: str) -> dict[str, Any] | None:
     return None
 
 
-def read_pairs(lake: Lake, run_id: str) -> tuple[dict, ...] | None:
+@dataclass(frozen=True)
+class PairsView:
+    """The DPO pairs section.
+
+    Attributes:
+        by_strategy: ``{strategy, pairs, mean_margin, min_margin}`` rows.
+        counts: Selection counts stored with the pairs (prompts, excluded_clause, ...), if any.
+    """
+
+    by_strategy: tuple[dict, ...]
+    counts: Mapping[str, int]
+
+
+def read_pairs(lake: Lake, run_id: str) -> PairsView | None:
     """DPO pair counts per strategy (with margin statistics), or None when no pairs were written."""
     if not lake.part_paths("pairs", run_id):
         return None
     table = lake.read_table("pairs", run_id=run_id)
-    if "strategy" not in table.column_names:
-        return ({"strategy": "?", "pairs": table.num_rows, "mean_margin": None, "min_margin": None},)
+    doc = read_json(lake, f"artifacts/{run_id}/pairs.json")
+    counts = {k: int(doc[k]) for k in _PAIR_COUNTS if isinstance(doc, dict) and k in doc}
+    if "strategy" not in table.column_names or "margin" not in table.column_names:
+        return PairsView(({"strategy": "?", "pairs": table.num_rows, "mean_margin": None, "min_margin": None},),
+                         counts)
     con = duckdb.connect()
     try:
         con.register("p", table.select(["strategy", "margin"]))
@@ -146,7 +165,8 @@ def read_pairs(lake: Lake, run_id: str) -> tuple[dict, ...] | None:
                            "GROUP BY strategy ORDER BY strategy").fetchall()
     finally:
         con.close()
-    return tuple({"strategy": s, "pairs": int(n), "mean_margin": m, "min_margin": lo} for s, n, m, lo in rows)
+    return PairsView(tuple({"strategy": s, "pairs": int(n), "mean_margin": m, "min_margin": lo}
+                           for s, n, m, lo in rows), counts)
 
 
 def read_plan(lake: Lake, run_id: str) -> PlanView | None:

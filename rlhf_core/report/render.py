@@ -11,6 +11,10 @@ from rlhf_core.report.collect import RunReportData
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 TEMPLATE = "report.html.j2"
+PAIR_LABELS = {"prompts": "prompts considered", "pairs": "pairs written",
+               "excluded_clause": "prompts excluded by a FORALL/EXISTS clause",
+               "no_allowed": "prompts with no allowed (unvetoed) response",
+               "no_pair": "prompts with no pair above the margin"}
 LENGTH_BIAS_WARN = 0.3
 """|Spearman ρ| at or above which the report flags a length bias for review."""
 
@@ -81,6 +85,6 @@ def render_html(d: RunReportData) -> str:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     template = env.get_template(TEMPLATE)
     return template.render(
-        d=d, images=chart_images(d), kpis=_kpis(d), num=_num, pct=_pct,
+        d=d, images=chart_images(d), kpis=_kpis(d), num=_num, pct=_pct, pair_labels=PAIR_LABELS,
         length_verdict=length_verdict(d.length.spearman) if d.length else "",
     )

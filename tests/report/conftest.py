@@ -1,5 +1,6 @@
-"""Fixtures for report tests: one real ``contract-pipeline`` run with quarantined rows, and a copy
-of its lake enriched with a Pareto front, λ, DPO pairs and a campaign plan (core functions)."""
+"""Fixtures for report tests: one real ``contract-pipeline`` run with quarantined rows (without its
+optimisation stage), and a copy of its lake to which the real ``optimize-policy`` flow adds a
+Pareto front, λ and DPO pairs, and the planner a campaign plan with its Gantt chart."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def _write_source(out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_run(report_prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A real ``contract-pipeline`` run (local Dask, one worker) on data with bad rows."""
+    """A real ``contract-pipeline`` run (local Dask, one worker) on data with bad rows; its
+    optimisation stage is off, so the report must say those sections were not computed."""
     from flows.config import PipelineConfig
     from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
 
@@ -66,38 +68,22 @@ def pipeline_run(report_prefect_api: str, tmp_path_factory: pytest.TempPathFacto
     lake = tmp_path_factory.mktemp("report-lake")
     config = PipelineConfig.model_validate({"dask": {"n_workers": 1}})
     result = contract_pipeline(ContractPipelineParams(contract=str(DEMO_CONTRACT), data=str(data),
-                                                      run_id=RUN_ID, lake_root=str(lake), config=config))
+                                                      run_id=RUN_ID, lake_root=str(lake), config=config,
+                                                      optimize=False))
     return lake, result
 
 
 @pytest.fixture(scope="session")
 def enriched_lake(pipeline_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the run's lake plus what the optimize and plan stages write for the same run."""
-    import json
-
-    from rlhf_core.io.lake import Lake
-    from rlhf_core.optimize import compute_pareto
-    from rlhf_core.optimize.kl_policy import KLPolicyConfig
-    from rlhf_core.optimize.tables import PAIRS_SCHEMA, optimize_policy, select_pairs_table
+    """A copy of the run's lake plus what ``optimize-policy`` and the planner write for the run."""
+    from flows.optimize_policy import OptimizePolicyParams, optimize_policy
     from rlhf_core.planner import SearchConfig, load_campaign, plan_project
     from tasks.planning import publish_plan
 
     source, _ = pipeline_run
     root = tmp_path_factory.mktemp("enriched") / "lake"
     shutil.copytree(source, root)
-    lake = Lake(root)
-    scores = lake.read_table("scores", run_id=RUN_ID).drop_columns(["run_id"])
-    pareto, summary = compute_pareto(scores, ["users", "safety_board", "operator"], [0.5, 0.3, 0.2],
-                                     min_weights=100)
-    lake.write_partition("pareto", RUN_ID, pareto, pareto.schema)
-    lake.write_file_atomic(f"artifacts/{RUN_ID}/pareto.json", json.dumps(summary).encode())
-    responses = lake.read_table("responses", run_id=RUN_ID)
-    pairs, _ = select_pairs_table(scores, responses, "best_vs_worst", margin=0.05)
-    lake.write_partition("pairs", RUN_ID, pairs, PAIRS_SCHEMA)
-    costed = scores.append_column("cost", pc.cast(scores.column("penalty"), pa.float32()))
-    selections, policy = optimize_policy(costed, "cost", 0.002, KLPolicyConfig())
-    lake.write_partition("selections", RUN_ID, selections, selections.schema)
-    lake.write_file_atomic(f"artifacts/{RUN_ID}/policy.json", json.dumps(policy).encode())
+    optimize_policy(OptimizePolicyParams(contract=str(DEMO_CONTRACT), run_id=RUN_ID, lake_root=str(root)))
     plan = plan_project(load_campaign(CAMPAIGN), SearchConfig(algorithm="ga", budget=100, islands=1, pop_size=8))
     publish_plan(plan, RUN_ID, str(root))
     return root

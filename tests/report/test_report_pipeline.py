@@ -99,23 +99,26 @@ def test_pipeline_publishes_link_and_markdown_artifacts(pipeline_run) -> None:
 
 
 def test_enriched_run_shows_pareto_lambda_pairs_and_plan(enriched_lake: Path) -> None:
+    import json
+
     lake = Lake(enriched_lake)
     result = build_report(lake, RUN_ID)
     html = Path(result.path).read_text("utf-8")
     assert result.sections == {"pareto": True, "policy": True, "pairs": True, "plan": True}
+    assert "not computed" not in html and "No campaign plan" not in html
     pngs = assert_self_contained(html)
     assert len(pngs) == 5  # + Pareto front and Gantt chart
     gantt = (enriched_lake / "reports" / RUN_ID / "plan-gantt.png").read_bytes()
     assert gantt in pngs  # the planner's own chart, embedded byte for byte
-    policy = lake.read_table("selections", run_id=RUN_ID)
-    assert policy.num_rows == lake.count_rows("scores", RUN_ID)
-    assert "λ (Lagrange multiplier)" in _section(html, "policy")
-    assert result.data.policy["lambda"] > 0  # the budget binds
+    stored = json.loads((enriched_lake / "artifacts" / RUN_ID / "kl_policy.json").read_text())
+    assert result.data.policy["lambda"] == stored["lambda"]
+    assert f"<td class=\"num\">{stored['lambda']:.4g}</td>" in _section(html, "policy")
     pairs = lake.count_rows("pairs", RUN_ID)
+    assert result.data.pairs.counts["pairs"] == pairs
     assert f"<td>best_vs_worst</td><td class=\"num\">{pairs}</td>" in _section(html, "pairs")
     view = result.data.pareto
     assert view.contract is not None and view.nash is not None and view.on_front.any()
-    assert "not computed" not in html
+    assert view.points.shape == (lake.count_rows("pareto", RUN_ID), 3)
 
 
 def test_build_report_flow_defaults_to_the_latest_completed_run(pipeline_run) -> None:
