@@ -109,6 +109,12 @@ def test_deploy_registers_every_deployment(server, tmp_path: Path) -> None:
     assert deployment["parameters"]["params"]["lake_root"] == str(tmp_path / "lake-deploy")
     pool = _call("GET", f"{api}/work_pools/rlhf-local").json()
     assert pool["type"] == "process"
+    # Again, one deployment: the pool exists already, nothing else is touched.
+    again = subprocess.run([str(BIN / "rlhf-wizard"), "deploy", "--name", VALIDATE, "--json"], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads(again.stdout)
+    assert second["pools_created"] == [] and [d["name"] for d in second["deployments"]] == [VALIDATE]
 
 
 def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
