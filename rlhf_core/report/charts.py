@@ -111,7 +111,7 @@ def length_bias(
     Returns:
         PNG bytes.
     """
-    fig = _figure(6.4, 4.0, left=0.1, right=0.98, bottom=0.12, top=0.92)
+    fig = _figure(6.4, 4.0, left=0.12, right=0.98, bottom=0.12, top=0.92)
     ax = fig.add_subplot(1, 1, 1)
     if len(length):
         hb = ax.hexbin(length, reward, gridsize=40, mincnt=1, cmap="Blues", bins="log")
