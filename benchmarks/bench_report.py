@@ -6,7 +6,8 @@ Run: ``python -m benchmarks.bench_report [--quick]``. Prints a Markdown table; r
 
 * ``build_report``: collect (DuckDB aggregation, seeded 5k-point sample) + render + atomic write.
 * ``naive``: the same charts (same chart functions) from pandas: read the same columns, merge
-  scores with response texts, ``np.histogram`` per column, SciPy Pearson/Spearman, deciles by
+  scores with response texts, ``np.histogram`` per column, SciPy Pearson/Spearman (text length
+  and the declared ``length`` column), deciles by
   ``qcut``, hexbin over every point; no template, no contract card, no write.
 * ``collect``: the aggregation part of ``build_report`` alone.
 * ``read floor``: pyarrow reads the columns the report needs and nothing else.
@@ -54,9 +55,10 @@ def _naive(lake: Lake, run_id: str) -> None:
     from scipy import stats
 
     scores = pd.read_parquet(lake.partition_path("scores", run_id))
-    texts = pd.read_parquet(lake.partition_path("responses", run_id), columns=["response_id", "response"])
+    texts = pd.read_parquet(lake.partition_path("responses", run_id),
+                            columns=["response_id", "response", "length"])
     texts["n_chars"] = texts["response"].str.len()
-    merged = scores.merge(texts[["response_id", "n_chars"]], on="response_id")
+    merged = scores.merge(texts[["response_id", "n_chars", "length"]], on="response_id")
     cols = ["reward", *[c for c in scores.columns if c.startswith("u_")]]
     hists = {}
     for c in cols:
@@ -64,6 +66,8 @@ def _naive(lake: Lake, run_id: str) -> None:
         hists[c] = (edges, counts)
     pearson = stats.pearsonr(merged["n_chars"], merged["reward"]).statistic
     spearman = stats.spearmanr(merged["n_chars"], merged["reward"]).statistic
+    stats.pearsonr(merged["length"], merged["reward"])  # the declared length attribute, as the report does
+    stats.spearmanr(merged["length"], merged["reward"])
     deciles = merged.groupby(pd.qcut(merged["n_chars"], 10, duplicates="drop"), observed=True)[
         ["n_chars", "reward"]].mean()
     rates = {c: float(scores[c].mean()) for c in scores.columns if c.startswith("v_")}
@@ -75,7 +79,7 @@ def _naive(lake: Lake, run_id: str) -> None:
 
 def _read_floor(lake: Lake, run_id: str) -> None:
     lake.read_table("scores", run_id=run_id)
-    lake.read_table("responses", run_id=run_id, columns=["response_id", "response"])
+    lake.read_table("responses", run_id=run_id, columns=["response_id", "response", "length"])
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:

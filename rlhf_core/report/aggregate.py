@@ -86,9 +86,19 @@ def _finite(value: float | None) -> float | None:
 
 
 def response_lengths(responses: pa.Table) -> pa.Table:
-    """``response_id`` and the response's length in characters (``n_chars``), text dropped."""
+    """``response_id`` and the response's length in characters (``length``), text dropped."""
     return pa.table({"response_id": responses.column("response_id"),
-                     "n_chars": pc.utf8_length(responses.column("response")).cast(pa.int64())})
+                     "length": pc.utf8_length(responses.column("response")).cast(pa.int64())})
+
+
+def declared_lengths(responses: pa.Table, column: str = "length") -> pa.Table | None:
+    """``response_id`` and a numeric length attribute the data declares (e.g. tokens), if any."""
+    if column not in responses.column_names:
+        return None
+    values = responses.column(column)
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        return None
+    return pa.table({"response_id": responses.column("response_id"), "length": values.cast(pa.float64())})
 
 
 def length_bias(scores: pa.Table, lengths: pa.Table, sample: int = SCATTER_SAMPLE, seed: int = 0) -> LengthBias:
@@ -96,8 +106,8 @@ def length_bias(scores: pa.Table, lengths: pa.Table, sample: int = SCATTER_SAMPL
 
     Args:
         scores: ``response_id`` and ``reward`` columns.
-        lengths: Output of :func:`response_lengths`.
-        sample: Points kept for the scatter plot.
+        lengths: ``response_id`` and ``length`` (:func:`response_lengths`, :func:`declared_lengths`).
+        sample: Points kept for the scatter plot (0: none).
         seed: Reservoir-sampling seed (the plot is reproducible).
 
     Raises:
@@ -108,7 +118,7 @@ def length_bias(scores: pa.Table, lengths: pa.Table, sample: int = SCATTER_SAMPL
         con.register("s", scores.select(["response_id", "reward"]))
         con.register("l", lengths)
         con.execute("CREATE TEMP TABLE j AS SELECT CAST(s.reward AS DOUBLE) AS reward, "
-                    "CAST(l.n_chars AS DOUBLE) AS len FROM s JOIN l USING (response_id)")
+                    "CAST(l.length AS DOUBLE) AS len FROM s JOIN l USING (response_id) WHERE l.length IS NOT NULL")
         rows, pearson = con.execute("SELECT count(*), corr(reward, len) FROM j").fetchone()
         if not rows:
             raise LakeError("no scored response matches a response text; were scores and responses "
@@ -121,9 +131,9 @@ def length_bias(scores: pa.Table, lengths: pa.Table, sample: int = SCATTER_SAMPL
         deciles = con.execute(
             "SELECT avg(len), avg(reward) FROM (SELECT len, reward, ntile(10) OVER (ORDER BY len) AS d "
             "FROM j) GROUP BY d ORDER BY d").fetchall()
-        picked = con.execute(
-            f"SELECT len, reward FROM j USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE ({int(seed)})"
-        ).fetchnumpy()
+        picked = (con.execute(f"SELECT len, reward FROM j USING SAMPLE reservoir({int(sample)} ROWS) "
+                              f"REPEATABLE ({int(seed)})").fetchnumpy()
+                  if sample > 0 else {"len": [], "reward": []})
     finally:
         con.close()
     return LengthBias(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from rlhf_core.errors import AuditError, LakeError
 from rlhf_core.io.lake import Lake
@@ -19,6 +20,7 @@ from rlhf_core.io.runs import RunRecord, get_run
 from rlhf_core.io.score_stats import UTILITY_PREFIX, score_stats
 from rlhf_core.report.aggregate import (
     LengthBias,
+    declared_lengths,
     grouped_counts,
     histograms,
     length_bias,
@@ -77,6 +79,7 @@ class RunReportData:
     stats: Mapping[str, Any] | None
     histograms: Mapping[str, tuple[np.ndarray, np.ndarray]]
     length: LengthBias | None
+    declared_length: LengthBias | None
     pareto: ParetoView | None
     policy: Mapping[str, Any] | None
     pairs: PairsView | None
@@ -144,16 +147,20 @@ def collect_run(lake: Lake, run_id: str) -> RunReportData:
                         f"(runs present: {', '.join(lake.list_runs('runs')) or 'none'}) and RLHF_WIZARD_HOME")
     params = dict(run.parameters) if run else {}
     audit = run_audit(lake, run_id)
-    stats, hists, bias = None, {}, None
+    stats, hists, bias, declared = None, {}, None, None
     if score_parts:
         stats = score_stats(score_parts)
         scores = lake.read_table("scores", run_id=run_id)
         utils = [c for c in scores.column_names if c.startswith(UTILITY_PREFIX)]
         hists = histograms(scores, ["reward", *utils])
-        if lake.part_paths("responses", run_id):
-            lengths = response_lengths(lake.read_table("responses", run_id=run_id,
-                                                       columns=["response_id", "response"]))
-            bias = length_bias(scores, lengths)
+        response_parts = lake.part_paths("responses", run_id)
+        if response_parts:
+            names = pq.read_schema(response_parts[0], filesystem=lake.fs).names
+            texts = lake.read_table("responses", run_id=run_id,
+                                    columns=["response_id", "response", *(["length"] if "length" in names else [])])
+            bias = length_bias(scores, response_lengths(texts))
+            attr = declared_lengths(texts)
+            declared = length_bias(scores, attr, sample=0) if attr is not None else None
         else:
             notes.append("no responses partition: reward vs length not computed")
     else:
@@ -169,6 +176,6 @@ def collect_run(lake: Lake, run_id: str) -> RunReportData:
     return RunReportData(
         run_id=run_id, generated_at=datetime.now(UTC), run=run, contract=facts,
         quality=tuple(quality), quarantine=tuple(quarantine), stats=stats, histograms=hists,
-        length=bias, pareto=read_pareto(lake, run_id), policy=read_policy(lake, run_id),
+        length=bias, declared_length=declared, pareto=read_pareto(lake, run_id), policy=read_policy(lake, run_id),
         pairs=read_pairs(lake, run_id), plan=read_plan(lake, run_id), audit=audit, notes=tuple(notes),
     )

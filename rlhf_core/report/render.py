@@ -85,6 +85,6 @@ def render_html(d: RunReportData) -> str:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     template = env.get_template(TEMPLATE)
     return template.render(
-        d=d, images=chart_images(d), kpis=_kpis(d), num=_num, pct=_pct, pair_labels=PAIR_LABELS,
+        d=d, images=chart_images(d), kpis=_kpis(d), num=_num, pct=_pct, pair_labels=PAIR_LABELS, verdict=length_verdict,
         length_verdict=length_verdict(d.length.spearman) if d.length else "",
     )

@@ -10,7 +10,13 @@ import pytest
 from scipy import stats as sp_stats
 
 from rlhf_core.report import charts
-from rlhf_core.report.aggregate import grouped_counts, histograms, length_bias, response_lengths
+from rlhf_core.report.aggregate import (
+    declared_lengths,
+    grouped_counts,
+    histograms,
+    length_bias,
+    response_lengths,
+)
 from rlhf_core.report.render import length_verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -61,6 +67,18 @@ def test_length_bias_correlations_match_scipy(slope: float) -> None:
         assert bias.spearman > 0.8 and "longer" in length_verdict(bias.spearman)
     else:
         assert abs(bias.spearman) < 0.1 and "No strong" in length_verdict(bias.spearman)
+
+
+def test_declared_length_column_is_used_only_when_numeric() -> None:
+    scores, responses = _tables(400, 1.0)
+    assert declared_lengths(responses) is None
+    tokens = pa.array([len(t) // 2 if i % 7 else None for i, t in enumerate(responses.column("response").to_pylist())],
+                      pa.int32())
+    with_attr = responses.append_column("length", tokens)
+    bias = length_bias(scores, declared_lengths(with_attr), sample=0)
+    assert bias.rows == 400 - len(range(0, 400, 7))  # rows without a declared length are left out
+    assert len(bias.sample_length) == 0 and bias.spearman > 0.5
+    assert declared_lengths(responses.append_column("length", pa.array(["x"] * 400))) is None
 
 
 def test_length_bias_of_constant_reward_is_undefined_not_nan() -> None:

@@ -65,6 +65,11 @@ def test_report_length_correlation_matches_the_lake(pipeline_run) -> None:
     html = Path(result["report"]).read_text("utf-8")
     assert f"Pearson r = <b>{data.length.pearson:.4g}</b>" in html
     assert data.stats["violations"]["safe"] == pytest.approx(data.stats["veto_rate"])
+    declared = Lake(lake).read_table("responses", run_id=RUN_ID, columns=["response_id", "length"])
+    tokens = dict(zip(declared.column("response_id").to_pylist(), declared.column("length").to_pylist(), strict=True))
+    t = np.asarray([tokens[i] for i in scores.column("response_id").to_pylist()], float)
+    assert data.declared_length.pearson == pytest.approx(np.corrcoef(t, y)[0, 1], abs=1e-9)
+    assert f"Pearson r = <b>{data.declared_length.pearson:.4g}</b>" in _section(html, "length")
 
 
 def test_report_is_audited_with_its_hash(pipeline_run) -> None:
