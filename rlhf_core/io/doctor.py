@@ -165,7 +165,8 @@ def check_lake_tables(lake: Lake) -> list[Check]:
             if problem:
                 break
         rows.append(Check(f"lake table {table}", problem is None,
-                          problem or f"{files} part files, schema current",
+                          problem or (f"{files} part files, schema current" if table in REQUIRED_FIELDS
+                                      else f"{files} part files readable"),
                           "" if problem is None else
                           f"re-run the flow that writes {table} for that run id, or delete the partition"))
     return rows or [Check("lake tables", True, "no tables yet (run `rlhf-wizard demo`)")]
