@@ -1,4 +1,5 @@
-"""Flow ``contract-pipeline``: validate -> ingest -> score -> verify -> summarise -> report, every step audited."""
+"""Flow ``contract-pipeline``: validate -> ingest -> [fit] -> score -> verify -> optimize -> summarise
+-> report, every step audited."""
 
 from __future__ import annotations
 

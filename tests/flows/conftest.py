@@ -1,8 +1,7 @@
-"""Fixtures for flow tests: one Prefect test harness per session, shared by spawned Dask workers."""
+"""Fixtures for flow tests (the session Prefect harness is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,22 +10,6 @@ from rlhf_core.io.generator import write_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
-
-
-@pytest.fixture(scope="session")
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
-    """A temporary Prefect API whose URL is also exported, so Dask workers report to it."""
-    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        url = PREFECT_API_URL.value()
-        os.environ["PREFECT_API_URL"] = url
-        try:
-            yield url
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
 
 
 @pytest.fixture(scope="session")

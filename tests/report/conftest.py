@@ -4,7 +4,6 @@ Pareto front, λ and DPO pairs, and the planner a campaign plan with its Gantt c
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -20,25 +19,6 @@ DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
 CAMPAIGN = REPO_ROOT / "configs" / "campaigns" / "rlhf_campaign.yaml"
 RUN_ID = "report-run-1"
 BAD_EMPTY, BAD_RANGE = 6, 6
-
-
-@pytest.fixture(scope="session")
-def report_prefect_api(tmp_path_factory: pytest.TempPathFactory):
-    """A Prefect API for flows: the one another fixture already exported, else a test harness."""
-    if os.environ.get("PREFECT_API_URL"):
-        yield os.environ["PREFECT_API_URL"]
-        return
-    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        url = PREFECT_API_URL.value()
-        os.environ["PREFECT_API_URL"] = url
-        try:
-            yield url
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
 
 
 def _write_source(out: Path) -> Path:
@@ -58,7 +38,7 @@ def _write_source(out: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(report_prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def pipeline_run(prefect_harness: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A real ``contract-pipeline`` run (local Dask, one worker) on data with bad rows; its
     optimisation stage is off, so the report must say those sections were not computed."""
     from flows.config import PipelineConfig
