@@ -16,11 +16,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_score_remote_in_a_flow_reads_the_token_from_a_secret_block(
-    server: ServerHandle, wizard_home: Path, caplog: pytest.LogCaptureFixture
+    prefect_harness: str, server: ServerHandle, wizard_home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from prefect import flow
     from prefect.blocks.system import Secret
-    from prefect.testing.utilities import prefect_test_harness
 
     from tasks.remote import score_remote
 
@@ -36,9 +35,8 @@ def test_score_remote_in_a_flow_reads_the_token_from_a_secret_block(
         return score_remote("run-s", endpoint, str(wizard_home), token_secret_block="rm-token")
 
     caplog.set_level(logging.DEBUG)
-    with prefect_test_harness(server_startup_timeout=120):
-        Secret(value=secret).save("rm-token", overwrite=True)
-        result = run()
+    Secret(value=secret).save("rm-token", overwrite=True)
+    result = run()
     assert result["rows_scored"] == 3 and server.stats()["outcomes"] == {"ok": 1}
     stored = Lake(str(wizard_home)).read_table("responses", run_id="run-s").sort_by("response_id")
     assert stored["rm_score"].to_pylist() == [true_score(f"p{i}", f"r{i}") for i in (1, 2, 3)]
