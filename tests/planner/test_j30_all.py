@@ -26,8 +26,8 @@ from rlhf_core.planner import (
 )
 
 CONFIGS = {
-    "qiea": SearchConfig(algorithm="qiea", budget=1000, islands=4, pop_size=8, seed=1),
-    "ga": SearchConfig(algorithm="ga", budget=480, islands=4, pop_size=8, seed=1),
+    "qiea": SearchConfig(algorithm="qiea", budget=1000, islands=4, pop_size=4, seed=1),
+    "ga": SearchConfig(algorithm="ga", budget=480, islands=4, pop_size=4, seed=1),
 }
 
 
