@@ -207,20 +207,25 @@ def check_operator_key(lake: Lake) -> Check:
 
 
 def check_key_directory(directory: Path) -> list[Check]:
-    """Private keys (``*.key.pem``) owner-only, each with its ``.pub`` beside it."""
+    """Demo private keys (``*.key.pem``) encrypted, each with its ``.pub`` beside it.
+
+    The demo keys are published with their (demo-only) passphrase, and git does not keep file
+    modes, so their mode is not checked; keys that guard anything real (the operator key, a
+    stakeholder's own key) are checked for owner-only access elsewhere.
+    """
     if not directory.is_dir():
         return [Check("demo keys", True, f"{directory} absent (not a source checkout)")]
     rows = []
     for key in sorted(directory.glob("*.key.pem")):
-        row = _owner_only(key, f"key {key.name}", f"chmod 600 {key}")
         pub = key.with_name(key.name.removesuffix(".key.pem") + ".pub")
-        if row.ok and not pub.is_file():
-            row = Check(row.name, False, f"{pub} missing",
-                        f"rlhf-wizard contract keygen, or restore {pub.name}")
-        if not row.ok:
-            rows.append(row)
+        if not key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----"):
+            rows.append(Check(f"key {key.name}", False, f"{key} is not an encrypted PKCS#8 key",
+                              f"re-create it with rlhf-wizard contract keygen {key}"))
+        elif not pub.is_file():
+            rows.append(Check(f"key {key.name}", False, f"{pub} missing",
+                              f"rlhf-wizard contract keygen, or restore {pub.name}"))
     count = len(list(directory.glob("*.key.pem")))
-    rows.insert(0, Check("demo keys", not rows, f"{count} private keys in {directory}",
+    rows.insert(0, Check("demo keys", not rows, f"{count} encrypted demo keys in {directory}",
                          "" if not rows else "see the rows below"))
     return rows
 

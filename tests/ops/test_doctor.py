@@ -116,13 +116,16 @@ def test_versions_and_key_permissions(tmp_path: Path) -> None:
     assert [r.ok for r in rows] == [False, False, False]
     assert rows[0].detail == "1 of 3 within declared ranges"
     assert "outside >=999" in rows[1].detail and "not installed" in rows[2].detail
-    (tmp_path / "alice.key.pem").write_text("key")
-    os.chmod(tmp_path / "alice.key.pem", 0o600)
-    (tmp_path / "bob.key.pem").write_text("key")
-    os.chmod(tmp_path / "bob.key.pem", 0o640)
+    encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\n…\n"
+    (tmp_path / "alice.key.pem").write_text(encrypted)  # no alice.pub
+    (tmp_path / "bob.key.pem").write_text("-----BEGIN PRIVATE KEY-----\n…\n")  # not encrypted
     (tmp_path / "bob.pub").write_text("pub")
+    (tmp_path / "carol.key.pem").write_text(encrypted)
+    os.chmod(tmp_path / "carol.key.pem", 0o644)  # a fresh git clone's mode: fine for demo keys
+    (tmp_path / "carol.pub").write_text("pub")
     rows = check_key_directory(tmp_path)
     failed = {r.name: r for r in rows if not r.ok}
     assert set(failed) == {"demo keys", "key alice.key.pem", "key bob.key.pem"}
     assert "alice.pub" in failed["key alice.key.pem"].detail
-    assert failed["key bob.key.pem"].fix == f"chmod 600 {tmp_path / 'bob.key.pem'}"
+    assert "not an encrypted" in failed["key bob.key.pem"].detail
+    assert "keygen" in failed["key bob.key.pem"].fix
