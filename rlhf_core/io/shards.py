@@ -93,7 +93,8 @@ def plan_shards(pieces: list[Piece], target_rows: int, keep_groups: bool) -> lis
 
     Args:
         pieces: Row groups in file order.
-        target_rows: Rows per shard to aim for (a shard may exceed it to keep prompts whole).
+        target_rows: Rows per shard: a shard is closed as soon as it holds at least this many
+            rows (so ``total / k`` rows per shard gives at most ``k`` shards).
         keep_groups: Merge pieces whose group ranges overlap (required for quantifiers). Pieces
             without statistics are then all merged into one shard, which is always correct.
 
@@ -107,12 +108,11 @@ def plan_shards(pieces: list[Piece], target_rows: int, keep_groups: bool) -> lis
     current: list[Piece] = []
     rows = 0
     for unit in units:
-        unit_rows = sum(p.num_rows for p in unit)
-        if current and rows + unit_rows > target_rows:
+        current.extend(unit)
+        rows += sum(p.num_rows for p in unit)
+        if rows >= target_rows:
             shards.append(Shard(len(shards), tuple(current)))
             current, rows = [], 0
-        current.extend(unit)
-        rows += unit_rows
     if current:
         shards.append(Shard(len(shards), tuple(current)))
     return shards

@@ -50,6 +50,7 @@ def test_without_groups_shards_respect_target(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.parquet", [f"p{i}" for i in range(100)], 10)
     shards = plan_shards(list_pieces([path], "prompt_id"), 30, keep_groups=False)
     assert [s.num_rows for s in shards] == [30, 30, 30, 10]
+    assert len(plan_shards(list_pieces([path], "prompt_id"), 25, keep_groups=False)) == 4
 
 
 def test_missing_group_column_is_a_clear_error(tmp_path: Path) -> None:
