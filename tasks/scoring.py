@@ -54,7 +54,7 @@ def score_shard(contract_path: str, contract_hash: str, shard: Shard, run_id: st
     scores = score_table(program, table, id_columns=["prompt_id", "response_id"])
     path = Lake(lake_root).write_part(
         SCORES, run_id, scores, scores_schema(program), part=shard.index, staged=True,
-        metadata={"rlhf_wizard.contract_hash": contract_hash},
+        metadata={"rlhf_wizard.contract_hash": contract_hash}, dictionary_columns=["prompt_id"],
     )
     return {"shard": shard.index, "rows": scores.num_rows, "path": path, "started": started,
             "ended": time.time()}

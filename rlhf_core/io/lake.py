@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import posixpath
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -123,6 +123,7 @@ class Lake:
         part: int = 0,
         metadata: Mapping[str, str] | None = None,
         staged: bool = False,
+        dictionary_columns: Sequence[str] | None = None,
     ) -> str:
         """Validate ``data`` against ``schema`` and publish it as one part file, atomically.
 
@@ -134,6 +135,8 @@ class Lake:
             part: Shard index; the file is ``part-<part:05d>.parquet``.
             metadata: Extra Parquet key-value metadata (e.g. the contract hash).
             staged: Write into the hidden staging directory; visible after :meth:`commit_partition`.
+            dictionary_columns: Dictionary-encode only these columns (default: every column);
+                unique ids and floats gain nothing from dictionaries and cost write time.
 
         Returns:
             The path of the published (or staged) file.
@@ -148,7 +151,10 @@ class Lake:
         return atomic_write(
             self.fs,
             target,
-            lambda tmp: pq.write_table(conformed, tmp, filesystem=self.fs, compression=COMPRESSION),
+            lambda tmp: pq.write_table(
+                conformed, tmp, filesystem=self.fs, compression=COMPRESSION,
+                use_dictionary=True if dictionary_columns is None else list(dictionary_columns),
+            ),
         )
 
     def write_batches(
