@@ -5,7 +5,11 @@ the ``B``-bit number observed bit by bit with ``P(1) = sin(theta)^2``. Every ind
 attractor (the best solution it has seen, re-encoded from the justified schedule), and a rotation
 gate turns each disagreeing Q-bit toward it with an angle that shrinks over the run and grows with
 the makespan gap (adaptive rotation). Angles are clamped to ``[eps, pi/2 - eps]`` (the H-epsilon
-gate) and perturbed by Gaussian mutation. The island's best replaces every attractor every
+gate) and perturbed by Gaussian mutation. The default schedule starts with a large rotation
+(0.38 pi, so a Q-bit that disagrees with its attractor flips its bias within a generation or two)
+and ends at 0.064 pi; the H-epsilon gate keeps every bit's flip probability at
+``sin(eps)^2`` (about 0.9 %), which is what explores once the population has concentrated. These
+defaults were picked on PSPLIB subsets (see ``benchmarks/bench_planner.py``). The island's best replaces every attractor every
 ``sync_interval`` generations; :func:`migrate` moves each island's best to the next island (ring).
 
 Everything is pure: ``run_island`` and ``migrate`` take and return :class:`IslandState`, so a
@@ -35,8 +39,8 @@ class QIEAParams(NamedTuple):
 
     pop_size: int = 8
     bits: int = 8
-    dtheta_max: float = 0.08 * jnp.pi
-    dtheta_min: float = 0.01 * jnp.pi
+    dtheta_max: float = 0.38 * jnp.pi
+    dtheta_min: float = 0.064 * jnp.pi
     gap_scale: float = 0.05
     mutation_rate: float = 0.01
     mutation_sigma: float = 0.1 * jnp.pi
