@@ -12,6 +12,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 data_app = typer.Typer(
@@ -57,7 +65,11 @@ def generate(
         out = Path(os.environ.get("RLHF_WIZARD_HOME", ".wizard")) / "synthetic"
     started = time.perf_counter()
     try:
-        paths = write_synthetic(out, rows, seed, candidates=candidates, chunk_rows=chunk_rows)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=_out, transient=True) as bar:
+            task = bar.add_task("generating responses", total=rows)
+            paths = write_synthetic(out, rows, seed, candidates=candidates, chunk_rows=chunk_rows,
+                                    on_chunk=lambda n: bar.advance(task, n))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     seconds = time.perf_counter() - started

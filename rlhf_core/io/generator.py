@@ -21,7 +21,7 @@ memory. Rows are sorted by ``prompt_id`` (zero-padded, so string order = generat
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -239,6 +239,7 @@ def write_synthetic(
     candidates: int = 4,
     chunk_rows: int = 1_048_576,
     run_id: str | None = None,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Write the synthetic table as ``part-00000.parquet``, ... under ``out_dir``, atomically.
 
@@ -264,6 +265,8 @@ def write_synthetic(
             ),
         )
         paths.append(target)
+        if on_chunk is not None:
+            on_chunk(chunk.num_rows)  # progress reporting (rows written so far += n)
     for stale in out.glob("part-*.parquet"):
         if stale not in paths:
             stale.unlink()  # parts of an earlier, larger run in the same directory
