@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import task
+from prefect.artifacts import create_table_artifact
 
 from rlhf_core.contract import load_contract
 from rlhf_core.io.lake import Lake
@@ -43,6 +44,15 @@ def compute_pareto_front(contract_path: str, run_id: str, lake_root: str) -> dic
     )
     lake.write_partition("pareto", run_id, table, table.schema)
     _save_json(lake, run_id, "pareto", summary)
+    is_contract = pc.equal(table["kind"], "contract")
+    front = pa.concat_tables([table.filter(is_contract),
+                              table.filter(pc.and_(table["on_front"], pc.invert(is_contract))).slice(0, 199)])
+    create_table_artifact(
+        table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+               for row in front.to_pylist()],
+        key=f"pareto-{''.join(c if c.isalnum() else '-' for c in run_id.lower())}"[:100],
+        description=f"Pareto front of run {run_id} ({summary['n_front']} points; the contract's point and up to 199 of the front)",
+    )
     return summary
 
 
