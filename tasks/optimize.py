@@ -23,11 +23,6 @@ from rlhf_core.optimize import (
 from tasks.policies import IO_RETRY_OPTIONS
 
 
-def _run_table(lake: Lake, table: str, run_id: str, columns: list[str] | None = None) -> pa.Table:
-    data = lake.read_table(table, run_id=run_id, columns=columns)
-    return data.drop_columns([c for c in ("run_id",) if c in data.column_names])
-
-
 def _save_json(lake: Lake, run_id: str, name: str, value: dict[str, Any]) -> None:
     lake.write_file_atomic(f"artifacts/{run_id}/{name}.json", json.dumps(value, default=str, indent=2).encode())
 
@@ -38,7 +33,7 @@ def compute_pareto_front(contract_path: str, run_id: str, lake_root: str) -> dic
     lake = Lake(lake_root)
     program = load_contract(contract_path).program
     table, summary = compute_pareto(
-        _run_table(lake, "scores", run_id), [s.name for s in program.stakeholders],
+        lake.read_run("scores", run_id), [s.name for s in program.stakeholders],
         contract_weights=[s.weight for s in program.stakeholders],
         prompt_clauses=quantifier_columns(program),
     )
@@ -66,7 +61,7 @@ def solve_kl_policy(contract_path: str, run_id: str, lake_root: str, cost_column
     lake = Lake(lake_root)
     contract = load_contract(contract_path)
     program = contract.program
-    scores = _run_table(lake, "scores", run_id)
+    scores = lake.read_run("scores", run_id)
     cost = pc.cast(scores[cost_column], pa.float32())
     scores = scores.set_column(scores.schema.get_field_index(cost_column), cost_column, cost)
     if budget is None:
@@ -89,7 +84,7 @@ def export_dpo_pairs(contract_path: str, run_id: str, lake_root: str) -> dict[st
     contract = load_contract(contract_path)
     selection = contract.spec.selection
     pairs, counts = select_pairs_table(
-        _run_table(lake, "scores", run_id), _run_table(lake, "responses", run_id),
+        lake.read_run("scores", run_id), lake.read_run("responses", run_id),
         selection.pairing, margin=selection.min_margin, seed=selection.seed,
         prompt_clauses=quantifier_columns(contract.program), contract_hash=contract.hash, run_id=run_id,
     )

@@ -30,11 +30,6 @@ from tasks.policies import IO_RETRY_OPTIONS
 CANDIDATES, METRICS, MODELS = "reward_model_candidates", "reward_model_metrics", "reward_models"
 
 
-def _lake_table(lake: Lake, table: str, run_id: str) -> pa.Table:
-    data = lake.read_table(table, run_id=run_id)
-    return data.drop_columns([c for c in ("run_id",) if c in data.column_names])
-
-
 @task(name="fit-reward-model-candidate", **IO_RETRY_OPTIONS)
 def fit_candidate(run_id: str, lake_root: str, index: int, criterion: str, seed: int, l2: float,
                   k_folds: int, optimizer: str, hidden: int, ties: str,
@@ -44,8 +39,8 @@ def fit_candidate(run_id: str, lake_root: str, index: int, criterion: str, seed:
     config = RewardModelConfig(criteria=(criterion,), numeric_columns=tuple(numeric_columns),
                                fit=FitConfig(optimizer=optimizer, hidden=hidden, l2=l2), l2_grid=(l2,),
                                k_folds=k_folds, seeds=(seed,), ties=ties)
-    models, metrics = fit_reward_models(_lake_table(lake, "responses", run_id),
-                                        _lake_table(lake, "preferences", run_id), config)
+    models, metrics = fit_reward_models(lake.read_run("responses", run_id),
+                                        lake.read_run("preferences", run_id), config)
     models = models.append_column("seed", pa.array([seed] * models.num_rows, pa.int32()))
     lake.write_part(CANDIDATES, run_id, models, MODEL_SCHEMA.append(pa.field("seed", pa.int32())),
                     part=index, staged=True)
@@ -65,7 +60,7 @@ def select_reward_models(run_id: str, lake_root: str, candidates: list[dict[str,
     for cand in sorted(candidates, key=lambda c: c["index"]):
         if cand["criterion"] not in best or cand["val_log_loss"] < best[cand["criterion"]]["val_log_loss"]:
             best[cand["criterion"]] = cand
-    pool = _lake_table(lake, CANDIDATES, run_id)
+    pool = lake.read_run(CANDIDATES, run_id)
     rows = [pool.filter(pc.and_(pc.equal(pool["criterion"], c["criterion"]),
                                 pc.and_(pc.equal(pool["seed"], c["seed"]), pc.equal(pool["l2"], c["l2"]))))
             .slice(0, 1) for c in best.values()]

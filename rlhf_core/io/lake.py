@@ -368,6 +368,15 @@ class Lake:
                           partition_base_dir=self.table_path(table))
         return data.to_table(columns=columns, filter=filter)
 
+    def read_run(self, table: str, run_id: str, columns: list[str] | None = None) -> pa.Table:
+        """One run's rows of ``table`` in its stored schema (without the ``run_id`` partition column).
+
+        Raises:
+            LakeError: If the run has no partition of ``table``.
+        """
+        data = self.read_table(table, run_id=run_id, columns=columns)
+        return data.drop_columns([PARTITION_KEY]) if PARTITION_KEY in data.column_names else data
+
     def count_rows(self, table: str, run_id: str | None = None) -> int:
         """Number of rows in ``table`` (or one run), from Parquet footers."""
         if run_id is not None:
