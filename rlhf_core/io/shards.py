@@ -9,6 +9,8 @@ read) are merged into one shard before shards are packed up to ``target_rows``.
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -52,6 +54,12 @@ def list_pieces(
         DataError: A file is not Parquet or lacks ``group_column``.
     """
     pieces: list[Piece] = []
+    # hashlib releases the GIL on large blocks, so files are digested in parallel threads.
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            digests = dict(zip(paths, pool.map(lambda p: file_digest(p, filesystem), paths), strict=True))
+    except OSError as exc:
+        raise DataError(f"cannot read input file: {exc}; check the input paths") from exc
     for path in paths:
         try:
             meta = pq.ParquetFile(path, filesystem=filesystem).metadata
@@ -64,7 +72,7 @@ def list_pieces(
                 "map the prompt id column with an adapter or mapping file"
             )
         col = names.index(group_column)
-        digest = file_digest(path, filesystem)
+        digest = digests[path]
         for rg in range(meta.num_row_groups):
             stats = meta.row_group(rg).column(col).statistics
             lo = hi = None

@@ -65,3 +65,8 @@ def test_not_parquet_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("not parquet")
     with pytest.raises(DataError, match="not a readable Parquet file"):
         list_pieces([str(path)], "prompt_id")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cannot read input file"):
+        list_pieces([str(tmp_path / "missing.parquet")], "prompt_id")
