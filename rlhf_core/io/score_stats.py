@@ -41,7 +41,8 @@ def score_stats(paths: Sequence[str]) -> dict[str, Any]:
         columns = rel.columns
         utilities = [c for c in columns if c.startswith(UTILITY_PREFIX)]
         violations = [c for c in columns if c.startswith(VIOLATION_PREFIX)]
-        quantiles = ", ".join(f"quantile_cont(reward, {q})" for q in _QUANTILES)
+        # One sort for all quantiles (the list form), not one per quantile.
+        quantiles = f"quantile_cont(reward, [{', '.join(repr(q) for q in _QUANTILES)}])"
         selects = [
             "count(*)", "avg(reward)", "stddev_pop(reward)", "min(reward)", "max(reward)", quantiles,
             "avg(veto::DOUBLE)", "avg(penalty)",
@@ -56,9 +57,9 @@ def score_stats(paths: Sequence[str]) -> dict[str, Any]:
         raise LakeError(f"cannot summarise scores {paths[0]}…: {exc}") from exc
     finally:
         con.close()
-    rows, mean, std, lo, hi, *rest = row
-    quant = dict(zip((f"p{int(q * 100):02d}" for q in _QUANTILES), rest[: len(_QUANTILES)], strict=True))
-    rest = rest[len(_QUANTILES):]
+    rows, mean, std, lo, hi, quantile_values, *rest = row
+    quant = dict(zip((f"p{int(q * 100):02d}" for q in _QUANTILES),
+                     quantile_values or [None] * len(_QUANTILES), strict=True))
     veto_rate, mean_penalty, outside = rest[:3]
     rest = rest[3:]
     stats_u = {}
