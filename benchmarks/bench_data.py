@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.timing import best_of
 from rlhf_core.io.adapters import ingest
 from rlhf_core.io.generator import generate_table, write_synthetic
 
@@ -36,15 +35,6 @@ FILES = {
     "ultrafeedback": "ultrafeedback_binarized_train1000.jsonl",
     "hh_rlhf": "hh_helpful_train500.jsonl",
 }
-
-
-def _time(fn: Callable[[], object], repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def _duckdb_generate(rows: int, path: Path) -> None:
@@ -93,8 +83,8 @@ def main() -> None:
     ]
 
     with tempfile.TemporaryDirectory() as tmp:
-        ours = _time(lambda: write_synthetic(Path(tmp) / "syn", gen_rows, seed=0))
-        base = _time(lambda: _duckdb_generate(gen_rows, Path(tmp) / "duck.parquet"))
+        ours = best_of(lambda: write_synthetic(Path(tmp) / "syn", gen_rows, seed=0))
+        base = best_of(lambda: _duckdb_generate(gen_rows, Path(tmp) / "duck.parquet"))
         lines.append(
             f"| generate + write Parquet | {gen_rows:,} | {ours:.2f} | DuckDB COPY range() | {base:.2f} | {ours / base:.2f} | {gen_rows / ours:,.0f} |"
         )
@@ -102,22 +92,22 @@ def main() -> None:
     from rlhf_core.io.quality import check_table
 
     small = generate_table(100, seed=1)
-    first = _time(lambda: check_table("responses", small, run_id="bench"))
+    first = best_of(lambda: check_table("responses", small, run_id="bench"))
     lines.append(
         f"| quality first call (GX import + context) | 100 | {first:.2f} | - | - | - | - |"
     )
     table = generate_table(check_rows, seed=1)
-    ours = _time(lambda: check_table("responses", table, run_id="bench"), repeat=3)
-    base = _time(lambda: _arrow_predicates(table), repeat=3)
+    ours = best_of(lambda: check_table("responses", table, run_id="bench"), repeat=3)
+    base = best_of(lambda: _arrow_predicates(table), repeat=3)
     lines.append(
         f"| quality check responses (GX) | {check_rows:,} | {ours:.3f} | pyarrow predicates | {base:.3f} | {ours / base:.1f} | {check_rows / ours:,.0f} |"
     )
-    ours = _time(lambda: check_table("responses", small, run_id="bench"), repeat=3)
+    ours = best_of(lambda: check_table("responses", small, run_id="bench"), repeat=3)
     lines.append(f"| quality per-call overhead (GX) | 100 | {ours:.3f} | - | - | - | - |")
     big_rows = 300_000 if args.quick else 2_000_000
     big = generate_table(big_rows, seed=2)
-    ours = _time(lambda: check_table("responses", big, run_id="bench"))
-    base = _time(lambda: _arrow_predicates(big))
+    ours = best_of(lambda: check_table("responses", big, run_id="bench"))
+    base = best_of(lambda: _arrow_predicates(big))
     lines.append(
         f"| quality check responses (Arrow split, GX on prefix + flagged) | {big_rows:,} | {ours:.3f} "
         f"| pyarrow predicates | {base:.3f} | {ours / base:.1f} | {big_rows / ours:,.0f} |"
@@ -127,8 +117,8 @@ def main() -> None:
         path = SHARED / name
         if not path.exists():
             continue
-        ours = _time(lambda p=path, a=adapter: ingest(p, adapter=a, run_id="bench"), repeat=3)
-        base = _time(
+        ours = best_of(lambda p=path, a=adapter: ingest(p, adapter=a, run_id="bench"), repeat=3)
+        base = best_of(
             lambda p=path: [
                 json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()
             ],

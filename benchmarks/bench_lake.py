@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -19,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.timing import best_of
 from rlhf_core.io.lake import Lake
 from rlhf_core.io.warehouse import Warehouse
 from rlhf_core.security.audit import AuditLog
@@ -43,15 +43,6 @@ def _data(rows: int, seed: int = 0) -> pa.Table:
     }, schema=SCHEMA)
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
@@ -66,8 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         lake = Lake(Path(tmp, "lake"))
         plain = Path(tmp, "plain")
         plain.mkdir()
-        ours = _best(lambda: lake.write_part("scores", "r1", data, SCHEMA), repeat)
-        base = _best(lambda: pq.write_table(data, plain / "one.parquet", compression="zstd"), repeat)
+        ours = best_of(lambda: lake.write_part("scores", "r1", data, SCHEMA), repeat)
+        base = best_of(lambda: pq.write_table(data, plain / "one.parquet", compression="zstd"), repeat)
         results.append(("write one part (validate+atomic+fsync)", rows, ours, base))
 
         pieces = [data.slice(i * rows // shards, rows // shards) for i in range(shards)]
@@ -81,10 +72,10 @@ def main(argv: list[str] | None = None) -> None:
             for i, piece in enumerate(pieces):
                 pq.write_table(piece, plain / f"part-{i}.parquet", compression="zstd")
 
-        results.append((f"write {shards} staged shards + commit", rows, _best(_sharded, repeat),
-                        _best(_sharded_plain, repeat)))
-        ours = _best(lambda: lake.read_table("scores", "r1"), repeat)
-        base = _best(lambda: pq.read_table(plain / "one.parquet"), repeat)
+        results.append((f"write {shards} staged shards + commit", rows, best_of(_sharded, repeat),
+                        best_of(_sharded_plain, repeat)))
+        ours = best_of(lambda: lake.read_table("scores", "r1"), repeat)
+        base = best_of(lambda: pq.read_table(plain / "one.parquet"), repeat)
         results.append(("read one run (hive dataset)", rows, ours, base))
 
         warehouse = Warehouse(lake)
@@ -93,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         glob = str(Path(lake.table_path("scores"), "run_id=*", "part-*.parquet"))
         direct = ("SELECT run_id, avg(attr_0) AS a, count(*) AS n FROM read_parquet(?, "
                   "hive_partitioning = true) GROUP BY run_id")
-        ours = _best(lambda: warehouse.query(sql), repeat)
-        base = _best(lambda: duckdb.connect().sql(direct, params=[glob]).to_arrow_table(), repeat)
+        ours = best_of(lambda: warehouse.query(sql), repeat)
+        base = best_of(lambda: duckdb.connect().sql(direct, params=[glob]).to_arrow_table(), repeat)
         results.append(("warehouse query (open + view)", 2 * rows, ours, base))
 
         log = AuditLog(Lake(Path(tmp, "audit-lake")))

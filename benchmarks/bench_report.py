@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from benchmarks.timing import best_of
 from rlhf_core.contract import load_contract
 from rlhf_core.io.generator import write_synthetic
 from rlhf_core.io.lake import Lake
@@ -82,15 +81,6 @@ def _read_floor(lake: Lake, run_id: str) -> None:
     lake.read_table("responses", run_id=run_id, columns=["response_id", "response", "length"])
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
@@ -104,10 +94,10 @@ def main(argv: list[str] | None = None) -> None:
             run_id = f"bench-{rows}"
             lake = _lake(Path(tmp), rows, run_id)
             html_bytes = build_report(lake, run_id, audit=False).bytes  # also warms imports
-            t_ours = _best(lambda lake=lake, run_id=run_id: build_report(lake, run_id, audit=False), repeat)
-            t_naive = _best(lambda lake=lake, run_id=run_id: _naive(lake, run_id), repeat)
-            t_collect = _best(lambda lake=lake, run_id=run_id: collect_run(lake, run_id), repeat)
-            t_read = _best(lambda lake=lake, run_id=run_id: _read_floor(lake, run_id), repeat)
+            t_ours = best_of(lambda lake=lake, run_id=run_id: build_report(lake, run_id, audit=False), repeat)
+            t_naive = best_of(lambda lake=lake, run_id=run_id: _naive(lake, run_id), repeat)
+            t_collect = best_of(lambda lake=lake, run_id=run_id: collect_run(lake, run_id), repeat)
+            t_read = best_of(lambda lake=lake, run_id=run_id: _read_floor(lake, run_id), repeat)
             print(f"| {rows:,} | {t_ours:.2f} | {t_collect:.2f} | {t_naive:.2f} | {t_read:.2f} | "
                   f"{t_ours / t_naive:.2f} | {t_collect / t_read:.1f} | {html_bytes / 1024:.0f} |")
 
