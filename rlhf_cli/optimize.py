@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rlhf_cli.pipeline import _console_without_tracebacks, _lake_root
+from rlhf_cli.pipeline import console_without_tracebacks, lake_root_path
 
 _out = Console(highlight=False, soft_wrap=True)
 
@@ -36,9 +36,9 @@ def register(app: typer.Typer) -> None:
         from flows.fit_reward_models import FitRewardModelsParams, fit_reward_models_with
         from flows.runtime import DaskConfig, prefect_api
 
-        params = FitRewardModelsParams(run_id=run_id, lake_root=_lake_root(), criteria=criteria, seeds=seeds,
+        params = FitRewardModelsParams(run_id=run_id, lake_root=lake_root_path(), criteria=criteria, seeds=seeds,
                                        l2_grid=l2, k_folds=k_folds, optimizer=optimizer, hidden=hidden)
-        _console_without_tracebacks()
+        console_without_tracebacks()
         with prefect_api():
             result = fit_reward_models_with(params, DaskConfig(n_workers=workers))
         if as_json:
@@ -62,11 +62,11 @@ def register(app: typer.Typer) -> None:
         """
         from flows.optimize_policy import OptimizePolicyParams, optimize_policy
         from flows.runtime import prefect_api
-        from rlhf_core.report.summary import _optimization_lines
+        from rlhf_core.report.summary import optimization_lines
 
-        params = OptimizePolicyParams(contract=str(contract.resolve()), run_id=run_id, lake_root=_lake_root(),
+        params = OptimizePolicyParams(contract=str(contract.resolve()), run_id=run_id, lake_root=lake_root_path(),
                                       cost_column=cost_column, budget=budget)
-        _console_without_tracebacks()
+        console_without_tracebacks()
         with prefect_api():
             result = optimize_policy(params)
         if as_json:
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             return
         from rich.markdown import Markdown
 
-        _out.print(Markdown("\n".join(_optimization_lines(result))))
+        _out.print(Markdown("\n".join(optimization_lines(result))))
 
     @app.command()
     def export(

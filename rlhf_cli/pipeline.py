@@ -23,7 +23,7 @@ def _run_id(prefix: str) -> str:
     return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
 
 
-def _lake_root() -> str:
+def lake_root_path() -> str:
     from rlhf_core.io.lake import Lake
 
     root = Lake.from_env().root
@@ -46,7 +46,7 @@ class _NoTracebackFormatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-def _console_without_tracebacks() -> None:
+def console_without_tracebacks() -> None:
     """Errors end a CLI run with one clear line: strip tracebacks from console log output."""
     from prefect.logging.configuration import setup_logging
     from prefect.logging.handlers import PrefectConsoleHandler
@@ -82,9 +82,9 @@ def run_pipeline(
     params = ContractPipelineParams(
         contract=str(contract.resolve()), data=str(data.resolve()), adapter=adapter,
         mapping=str(mapping.resolve()) if mapping else None, run_id=run_id,
-        lake_root=_lake_root(), dry_run=dry_run, config=settings,
+        lake_root=lake_root_path(), dry_run=dry_run, config=settings,
     )
-    _console_without_tracebacks()
+    console_without_tracebacks()
     with prefect_api():
         return contract_pipeline(params)
 
@@ -95,7 +95,7 @@ def _print_result(result: dict, started: float, as_json: bool) -> None:
         typer.echo(json.dumps(slim, default=str, indent=2))
         return
     _out.print(Markdown(result["summary"]))
-    lake = _lake_root()
+    lake = lake_root_path()
     _out.print(f"\n[bold]Run {result['run_id']}[/bold] finished in {time.perf_counter() - started:.1f} s.")
     _out.print(f"  lake:       {lake}/lake/<table>/run_id={result['run_id']}/")
     _out.print(f"  warehouse:  {lake}/warehouse.duckdb")
@@ -124,8 +124,8 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         run_id = _run_id("demo")
         data_dir = Path(".wizard").resolve() / "demo-data" / f"rows{rows}-seed{seed}"
-        if "://" not in _lake_root():
-            data_dir = Path(_lake_root()) / "demo-data" / f"rows{rows}-seed{seed}"
+        if "://" not in lake_root_path():
+            data_dir = Path(lake_root_path()) / "demo-data" / f"rows{rows}-seed{seed}"
         if not any(data_dir.glob("*.parquet")):
             write_synthetic(data_dir, rows, seed)
         _out.print(f"Generated {rows} responses in {data_dir}; running contract-pipeline as {run_id} …")

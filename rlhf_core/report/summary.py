@@ -84,7 +84,7 @@ def render_score_summary(
     lines += ["", "## Clauses", "", "| clause | violation rate |", "|---|---:|"]
     lines += [f"| {clause} | {_fmt(rate)} |" for clause, rate in stats["violations"].items()]
     if optimization:
-        lines += ["", *_optimization_lines(optimization)]
+        lines += ["", *optimization_lines(optimization)]
     if paths:
         lines += ["", "## Written", ""] + [f"- `{p}`" for p in paths]
     return "\n".join(lines) + "\n"
@@ -98,7 +98,7 @@ def _point(values: Mapping[str, Any] | Sequence[Any] | None) -> str:
     return ", ".join(_fmt(v) for v in values)
 
 
-def _optimization_lines(opt: Mapping[str, Any]) -> list[str]:
+def optimization_lines(opt: Mapping[str, Any]) -> list[str]:
     """Markdown for the Pareto front, the chosen points, λ and the pair counts."""
     pareto, policy, pairs = opt.get("pareto") or {}, opt.get("policy") or {}, opt.get("pairs") or {}
     lines = [
