@@ -73,3 +73,19 @@ def test_optimization_outputs_pareto_policy_and_trl_pairs(pku_run, tmp_path: Pat
     meta = pq.read_schema(tmp_path / "pairs.parquet").metadata
     assert meta[b"rlhf_wizard.contract_hash"].decode() == result["contract"]["hash"]
     assert AuditLog(Lake(lake)).entries()[-1].kind == "export_written"
+
+
+def test_export_cli_writes_jsonl_and_refuses_an_unknown_run(pku_run, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rlhf_cli.main import app
+
+    lake, _ = pku_run
+    runner = CliRunner()
+    env = {"RLHF_WIZARD_HOME": str(lake)}
+    ok = runner.invoke(app, ["export", "pku-1", "--out", str(tmp_path / "p.jsonl")], env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "pairs of run pku-1" in ok.output and (tmp_path / "p.jsonl").stat().st_size > 0
+    bad = runner.invoke(app, ["export", "no-such-run", "--out", str(tmp_path / "q.jsonl")], env=env)
+    assert bad.exit_code != 0 and "has no DPO pairs" in str(bad.exception)
+    assert not (tmp_path / "q.jsonl").exists()
