@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,22 +13,8 @@ from tests.conftest import REPO_ROOT
 EXAMPLE = REPO_ROOT / "configs" / "campaigns" / "rlhf_campaign.yaml"
 
 
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory):
-    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
-        try:
-            yield
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
-
-
 @pytest.mark.integration
-def test_plan_campaign_flow_on_dask(prefect_api: None, tmp_path: Path) -> None:
+def test_plan_campaign_flow_on_dask(prefect_harness: str, tmp_path: Path) -> None:
     from flows.plan_campaign import PlanCampaignParams, plan_campaign_with
     from flows.runtime import DaskConfig
     from tasks.planning import PLANS, PlanSource
