@@ -73,3 +73,12 @@ def test_walker_detects_a_forbidden_import(tmp_path: Path) -> None:
         "import importlib\nimportlib.import_module('distributed')\n"
     )
     assert {name for name, _ in _imported_roots(bad)} >= {"prefect", "dask", "distributed"}
+
+
+def test_leaf_modules_import_on_their_own() -> None:
+    """Modules that other layers import first must not depend on an import order (cycles)."""
+    for module in ("rlhf_core.contract.program", "rlhf_core.contract.legal_blocks", "rlhf_core.scoring",
+                   "rlhf_core.io.lake", "rlhf_core.optimize", "rlhf_core.planner"):
+        out = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"import {module} alone fails:\n{out.stderr[-1500:]}"

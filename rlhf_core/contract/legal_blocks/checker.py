@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rlhf_core.contract.legal_blocks.ast import (
     Attr,
@@ -29,8 +30,10 @@ from rlhf_core.contract.legal_blocks.functions import FUNCTIONS
 from rlhf_core.contract.legal_blocks.lexer import KEYWORDS
 from rlhf_core.contract.legal_blocks.limits import MAX_DEPTH
 from rlhf_core.contract.legal_blocks.walk import find_too_deep
-from rlhf_core.contract.program import InputDecl
 from rlhf_core.errors import ContractTypeError
+
+if TYPE_CHECKING:  # program imports the AST package; only annotations need InputDecl here
+    from rlhf_core.contract.program import InputDecl
 
 _DTYPE_TO_TYPE = {"float": "number", "int": "number", "bool": "bool", "str": "str"}
 _ARITH = frozenset({"+", "-", "*", "/", "^"})
