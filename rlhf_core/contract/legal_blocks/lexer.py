@@ -242,11 +242,14 @@ def tokenize(
                 src,
             )
         pos = end
+    # End of input sits just after the last visible character: a trailing carriage return (a
+    # CRLF file cut before its LF) is not a column of the displayed source line.
+    last = len(text[line_start:n].rstrip("\r"))
     yield Token(
         "EOF",
         "",
         lines.line0 + line_idx,
-        n - line_start + 1 + lines.pad(line_idx),
+        last + 1 + lines.pad(line_idx),
         lines.source(line_idx, line_start),
     )
 

@@ -89,3 +89,15 @@ def test_unlabelled_clause_position_is_its_keyword():
     clauses = parse_clauses("a: REQUIRES is_safe\n   EXISTS r IN prompt: r.flagged", line=10)
     assert clauses[1].label == "clause_2"
     assert (clauses[1].pos.line, clauses[1].pos.col) == (11, 4)
+
+
+def test_end_of_input_after_a_trailing_carriage_return_points_into_the_line() -> None:
+    """Found by hypothesis: ``"\\r"`` reported column 2 of an empty displayed line."""
+    from rlhf_core.contract.legal_blocks import parse_expr
+    from rlhf_core.errors import ContractSyntaxError
+
+    for text, col in (("\r", 1), ("a +\r", 4)):
+        with pytest.raises(ContractSyntaxError) as info:
+            parse_expr(text)
+        assert (info.value.line, info.value.col) == (1, col)
+        assert info.value.col <= len(info.value.source_line) + 1
