@@ -16,9 +16,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rlhf_core.planner.evaluate import SGSName, evaluate_population
+from rlhf_core.planner.evaluate import DecodeName, SGSName, evaluate_population, evaluation_cost
 from rlhf_core.planner.instance import Instance
-from rlhf_core.planner.sgs import keys_from_starts
 
 
 class GAParams(NamedTuple):
@@ -28,6 +27,7 @@ class GAParams(NamedTuple):
     mutation_rate: float = 0.05
     sgs: SGSName = "serial"
     fbi: bool = True
+    decode: DecodeName = "backward"
 
 
 class GAState(NamedTuple):
@@ -43,10 +43,9 @@ class GAState(NamedTuple):
 def init_ga(inst: Instance, key: jnp.ndarray, params: GAParams) -> GAState:
     """A random initial population, evaluated (counts as one generation)."""
     prio = jax.random.uniform(key, (params.pop_size, inst.dur.shape[0]))
-    starts, ms = evaluate_population(inst, prio, params.sgs, params.fbi)
-    keys = jax.vmap(keys_from_starts)(starts)
+    starts, ms, keys = evaluate_population(inst, prio, params.sgs, params.fbi, params.decode)
     i = jnp.argmin(ms)
-    per = params.pop_size * (3 if params.fbi else 1)
+    per = evaluation_cost(params.pop_size, params.fbi, params.decode)
     return GAState(keys, ms, starts[i], ms[i], jnp.int32(per))
 
 
@@ -60,14 +59,13 @@ def _generation(inst: Instance, state: GAState, key: jnp.ndarray, params: GAPara
     child = jnp.where(jnp.arange(n)[None, :] < cut, mom, dad)
     mutate = jax.random.uniform(k_mut, child.shape) < params.mutation_rate
     child = jnp.where(mutate, jax.random.uniform(k_val, child.shape), child)
-    starts, ms = evaluate_population(inst, child, params.sgs, params.fbi)
-    keys = jax.vmap(keys_from_starts)(starts)
+    starts, ms, keys = evaluate_population(inst, child, params.sgs, params.fbi, params.decode)
     all_keys = jnp.concatenate([state.keys, keys])
     all_ms = jnp.concatenate([state.ms, ms])
     keep = jnp.argsort(all_ms, stable=True)[:p]
     i = jnp.argmin(ms)
     better = ms[i] < state.best_ms
-    per = params.pop_size * (3 if params.fbi else 1)
+    per = evaluation_cost(params.pop_size, params.fbi, params.decode)
     return GAState(
         all_keys[keep], all_ms[keep],
         jnp.where(better, starts[i], state.best_starts),

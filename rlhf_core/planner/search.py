@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlhf_core.errors import PlannerError
-from rlhf_core.planner.evaluate import schedules_per_individual
+from rlhf_core.planner.evaluate import DecodeName, evaluation_cost
 from rlhf_core.planner.ga import GAParams, init_ga, run_ga
 from rlhf_core.planner.instance import Instance
 from rlhf_core.planner.qiea import IslandState, QIEAParams, init_island, migrate, run_island
@@ -37,15 +37,25 @@ class SearchConfig(BaseModel):
     bits: int = Field(8, ge=2, le=16)
     sgs: Literal["serial", "parallel"] = "serial"
     fbi: bool = True
+    decode: DecodeName = Field("backward", description="read priorities right-to-left (2 schedules "
+                               "per justified individual) or left-to-right (3)")
+    window_moves: int = Field(2, ge=0, description="QIEA children per island that shuffle one window "
+                              "of their attractor's order instead of observing the Q-bits")
     seed: int = 0
 
     def qiea_params(self) -> QIEAParams:
         """The static QIEA hyper-parameters."""
-        return QIEAParams(pop_size=self.pop_size, bits=self.bits, sgs=self.sgs, fbi=self.fbi)
+        if self.window_moves >= self.pop_size:
+            raise PlannerError(
+                f"window_moves {self.window_moves} leaves no observed child in an island of "
+                f"{self.pop_size}; use fewer window moves than pop_size"
+            )
+        return QIEAParams(pop_size=self.pop_size, bits=self.bits, sgs=self.sgs, fbi=self.fbi,
+                          decode=self.decode, window_moves=self.window_moves)
 
     def ga_params(self) -> GAParams:
         """The static GA hyper-parameters (one population of the same total size)."""
-        return GAParams(pop_size=self.pop_size * self.islands, sgs=self.sgs, fbi=self.fbi)
+        return GAParams(pop_size=self.pop_size * self.islands, sgs=self.sgs, fbi=self.fbi, decode=self.decode)
 
     def generations(self) -> int:
         """Generations (including the initial one) that fit in the budget.
@@ -53,7 +63,10 @@ class SearchConfig(BaseModel):
         Raises:
             PlannerError: the budget does not cover even the initial population.
         """
-        per = self.islands * self.pop_size * schedules_per_individual(self.fbi)
+        if self.algorithm == "ga":
+            per = evaluation_cost(self.islands * self.pop_size, self.fbi, self.decode)
+        else:
+            per = self.islands * evaluation_cost(self.pop_size, self.fbi, self.decode)
         gens = self.budget // per
         if gens < 1:
             raise PlannerError(

@@ -25,21 +25,25 @@ SMALL = SearchConfig(budget=300, islands=2, pop_size=6, migration_interval=2, se
 
 
 def test_generation_count_respects_the_budget() -> None:
-    assert SMALL.generations() == 300 // (2 * 6 * 3)
-    assert epoch_lengths(SMALL) == [2, 2, 2, 2]
+    # Backward decoding with justification: two schedules per individual.
+    assert SMALL.generations() == 300 // (2 * 6 * 2)
+    assert epoch_lengths(SMALL) == [2] * 6
     assert sum(epoch_lengths(SMALL)) == SMALL.generations()
     odd = SearchConfig(budget=1000, islands=4, pop_size=8, migration_interval=5)
-    assert odd.generations() == 10 and epoch_lengths(odd) == [5, 5]
-    assert epoch_lengths(odd.model_copy(update={"migration_interval": 4})) == [4, 4, 2]
-    with pytest.raises(PlannerError, match=r"budget 10 is below one generation \(36 schedules\)"):
+    assert odd.generations() == 15 and epoch_lengths(odd) == [5, 5, 5]
+    assert epoch_lengths(odd.model_copy(update={"migration_interval": 4})) == [4, 4, 4, 3]
+    assert SMALL.model_copy(update={"decode": "forward"}).generations() == 300 // (2 * 6 * 3)
+    with pytest.raises(PlannerError, match=r"budget 10 is below one generation \(24 schedules\)"):
         SearchConfig(budget=10, islands=2, pop_size=6).generations()
+    with pytest.raises(PlannerError, match=r"window_moves 2 leaves no observed child in an island of 2"):
+        SearchConfig(pop_size=2).qiea_params()
 
 
 @pytest.mark.parametrize("algorithm", ["qiea", "ga"])
 def test_tiny_project_reaches_the_optimum(tiny: Project, algorithm: str) -> None:
     plan = plan_project(tiny, SMALL.model_copy(update={"algorithm": algorithm}))
     assert plan.makespan == 5 and plan.starts.tolist() == [0, 3, 3]
-    assert plan.schedules <= SMALL.budget and plan.schedules == SMALL.generations() * 36
+    assert plan.schedules <= SMALL.budget and plan.schedules == SMALL.generations() * 24
 
 
 def test_same_seed_same_schedule_and_islands_path_agrees(shared_data: Path) -> None:
