@@ -8,7 +8,10 @@ verifies every schedule with the independent checker and prints a Markdown table
 * j30: mean deviation from the proven optima (``j30opt.sm``) and the share of optima reached;
 * j60: mean deviation from the critical-path lower bound and from the best known (``j60hrs.sm``);
 * mean wall time per instance (compilation excluded, reported separately) and the QIEA / GA
-  ratio of deviations within the same run.
+  ratio of deviations within the same run;
+* ``--algorithms`` may add ``qiea-no-windows`` (the QIEA without its window moves, an ablation);
+* with ``ortools`` installed (the ``bench`` extra), CP-SAT runs on the same instances with the
+  QIEA's mean wall time per instance as its time limit (``--cp-sat-budgets``, default 5,000).
 
 ``--quick`` uses every 10th instance (48 per set) and budgets 1,000 and 5,000.
 """
@@ -66,6 +69,27 @@ def _solve(arrays: list, config: SearchConfig, batch: int) -> tuple[np.ndarray, 
     return np.concatenate(starts), np.concatenate(schedules), run_s / n, compile_s
 
 
+ALGORITHMS = {
+    "qiea": {"algorithm": "qiea"},
+    "ga": {"algorithm": "ga"},
+    "qiea-no-windows": {"algorithm": "qiea", "window_moves": 0},
+}
+
+
+def _config(label: str, budget: int, seed: int) -> SearchConfig:
+    if label not in ALGORITHMS:
+        raise SystemExit(f"unknown algorithm {label!r}; choose from {', '.join(ALGORITHMS)}")
+    return SearchConfig(budget=budget, seed=seed, **ALGORITHMS[label])
+
+
+def _have_ortools() -> bool:
+    try:
+        import ortools.sat.python.cp_model  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _cp_sat(arrays, seconds: float) -> tuple[list[int], float]:
     from ortools.sat.python import cp_model
 
@@ -118,7 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride", type=int, default=None, help="use every k-th instance")
     ap.add_argument("--batch", type=int, default=16, help="instances per compiled batch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cp-sat-budgets", default="5000",
+                    help="budgets whose rows also run CP-SAT at the QIEA's time per instance (needs ortools)")
     args = ap.parse_args(argv)
+    cp_budgets = {int(b) for b in args.cp_sat_budgets.split(",") if b}
     stride = args.stride or (10 if args.quick else 1)
     rows = []
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; stride {stride}", flush=True)
@@ -128,19 +155,20 @@ def main(argv: list[str] | None = None) -> None:
             [1000, 5000] + ([50000] if family == "j30" and not args.quick else []))
         for budget in budgets:
             for algo in args.algorithms.split(","):
-                config = SearchConfig(algorithm=algo, budget=budget, seed=args.seed)
+                config = _config(algo, budget, args.seed)
                 starts, sched, per_inst, comp = _solve(arrays, config, args.batch)
                 ms = [check_schedule(a, starts[i, : a.durations.shape[0]], where=p.name)
                       for i, (p, a) in enumerate(zip(projects, arrays, strict=True))]
                 rows.append(_row(family, budget, algo, projects, arrays, ref, ms, per_inst, comp, sched))
                 print(_fmt(rows[-1]), flush=True)
-            try:
-                qiea_time = next(r["s_per_inst"] for r in rows[::-1] if r["set"] == family and r["budget"] == budget)
+            if budget not in cp_budgets or not _have_ortools():
+                continue
+            qiea_time = next((r["s_per_inst"] for r in rows[::-1]
+                              if r["set"] == family and r["budget"] == budget and r["algorithm"] == "qiea"), None)
+            if qiea_time is not None:
                 ms, per = _cp_sat(arrays, qiea_time)
                 rows.append(_row(family, budget, "cp-sat (same time)", projects, arrays, ref, ms, per, 0.0, None))
                 print(_fmt(rows[-1]), flush=True)
-            except ImportError:
-                pass
     print("\n| set | budget | algorithm | instances | dev. from CP bound % | dev. from optimum / best known % | optimum / best reached | s per instance | compile s | dev. ratio vs GA |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
