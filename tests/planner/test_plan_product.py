@@ -86,3 +86,11 @@ def test_cli_reports_a_cyclic_campaign(tmp_path: Path, wizard_home: Path) -> Non
     assert isinstance(result.exception, PlannerError) and "precedence cycle" in str(result.exception)
     both = CliRunner().invoke(app, ["plan", str(bad), "--psplib", str(bad)])
     assert "exactly one of" in str(both.exception)
+
+
+def test_cli_refuses_window_moves_that_leave_no_observed_child(shared_data: Path, wizard_home: Path) -> None:
+    sm = shared_data / "psplib/j30/instances/j301_1.sm"
+    result = CliRunner().invoke(app, ["plan", "--psplib", str(sm), "--budget", "480", "--pop-size", "2"])
+    assert result.exit_code != 0 and isinstance(result.exception, PlannerError)
+    assert "window_moves 2 leaves no observed child in an island of 2" in str(result.exception)
+    assert Lake(str(wizard_home)).list_runs(PLANS) == []  # nothing half-written
