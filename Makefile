@@ -28,6 +28,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'  # ortools: CP-SAT rows of the planner benchmark
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
