@@ -1,7 +1,7 @@
 """Turn a population of priority vectors into schedules and makespans (SGS + justification).
 
-Counting follows the literature: one SGS call is one schedule; forward-backward improvement adds
-two, so an evaluation costs :func:`schedules_per_individual` schedules per individual.
+Counting follows the literature: every scheme pass (forward, backward or justification) is one
+schedule; :func:`evaluation_cost` gives the schedules one evaluation of a population generates.
 """
 
 from __future__ import annotations
