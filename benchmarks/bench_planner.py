@@ -13,6 +13,11 @@ verifies every schedule with the independent checker and prints a Markdown table
 * with ``ortools`` installed (the ``bench`` extra), CP-SAT runs on the same instances with the
   QIEA's mean wall time per instance as its time limit (``--cp-sat-budgets``, default 5,000).
 
+Every instance's result (makespan, bounds, deviations, per set / budget / algorithm / seed) is
+also written atomically to ``--out`` (Parquet, default ``.wizard/bench/planner_instances.parquet``),
+and a DuckDB query over that file prints, per set, the PSPLIB parameter groups where the QIEA is
+furthest from the reference: the place to look when the averages miss.
+
 ``--quick`` uses every 10th instance (48 per set) and budgets 1,000 and 5,000.
 """
 
@@ -22,9 +27,14 @@ import argparse
 import time
 from pathlib import Path
 
+import duckdb
 import jax
 import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
+from rlhf_core.io.fs import atomic_write
 from rlhf_core.planner import (
     SearchConfig,
     check_schedule,
@@ -38,7 +48,9 @@ from rlhf_core.planner import (
     to_instance,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "psplib"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "psplib"
+DEFAULT_OUT = ROOT / ".wizard" / "bench" / "planner_instances.parquet"
 REFERENCE = {"j30": "j30/j30opt.sm", "j60": "j60/j60hrs.sm"}
 
 
@@ -117,6 +129,63 @@ def _cp_sat(arrays, seconds: float) -> tuple[list[int], float]:
     return out, (time.perf_counter() - t0) / len(arrays)
 
 
+def _per_instance(family, budget, label, seed, projects, arrays, ref, makespans, per_inst) -> list[dict]:
+    """One record per instance: makespan, bounds and deviations (the Parquet rows)."""
+    out = []
+    for p, a, m in zip(projects, arrays, makespans, strict=True):
+        parameter, number = instance_key(p.name)
+        cp = critical_path(a).length
+        best = ref[(parameter, number)].upper
+        out.append({
+            "set": family, "budget": budget, "algorithm": label, "seed": seed, "instance": p.name,
+            "parameter": parameter, "number": number, "activities": int(a.durations.shape[0]),
+            "makespan": int(m), "cp_bound": int(cp), "reference": int(best),
+            "reference_is_optimum": family == "j30",
+            "dev_cp_pct": 100.0 * (int(m) - cp) / cp, "dev_ref_pct": 100.0 * (int(m) - best) / best,
+            "s_per_instance": float(per_inst),
+        })
+    return out
+
+
+INSTANCE_SCHEMA = pa.schema([
+    ("set", pa.string()), ("budget", pa.int64()), ("algorithm", pa.string()), ("seed", pa.int64()),
+    ("instance", pa.string()), ("parameter", pa.int64()), ("number", pa.int64()),
+    ("activities", pa.int64()), ("makespan", pa.int64()), ("cp_bound", pa.int64()),
+    ("reference", pa.int64()), ("reference_is_optimum", pa.bool_()), ("dev_cp_pct", pa.float64()),
+    ("dev_ref_pct", pa.float64()), ("s_per_instance", pa.float64()),
+])
+
+
+def write_instances(records: list[dict], out: Path) -> Path:
+    """Write the per-instance records to ``out`` atomically (Parquet)."""
+    table = pa.Table.from_pylist(records, schema=INSTANCE_SCHEMA)
+    atomic_write(pafs.LocalFileSystem(), str(out.resolve()), lambda tmp: pq.write_table(table, tmp))
+    return out
+
+
+def hardest_groups(path: Path, limit: int = 5) -> list[tuple]:
+    """Per set, the PSPLIB parameter groups where the QIEA at its largest budget is furthest off.
+
+    Returns:
+        ``(set, parameter, instances, mean dev. from reference %, reference reached %)`` rows.
+    """
+    query = """
+        WITH q AS (
+            SELECT * FROM read_parquet($path) WHERE algorithm = 'qiea'
+        ), top AS (
+            SELECT set, max(budget) AS budget FROM q GROUP BY set
+        ), g AS (
+            SELECT q.set, parameter, count(*) AS n, avg(dev_ref_pct) AS dev,
+                   100.0 * avg(CASE WHEN makespan <= reference THEN 1 ELSE 0 END) AS reached,
+                   row_number() OVER (PARTITION BY q.set ORDER BY avg(dev_ref_pct) DESC, parameter) AS r
+            FROM q JOIN top USING (set, budget) GROUP BY q.set, parameter
+        )
+        SELECT set, parameter, n, dev, reached FROM g WHERE r <= $limit ORDER BY set, r
+    """
+    with duckdb.connect() as con:
+        return con.execute(query, {"path": str(path), "limit": limit}).fetchall()
+
+
 def _row(family, budget, label, projects, arrays, ref, makespans, per_inst, compile_s, schedules) -> dict:
     cp = np.array([critical_path(a).length for a in arrays])
     best = np.array([ref[instance_key(p.name)].upper for p in projects])
@@ -142,12 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride", type=int, default=None, help="use every k-th instance")
     ap.add_argument("--batch", type=int, default=16, help="instances per compiled batch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="per-instance results (Parquet)")
     ap.add_argument("--cp-sat-budgets", default="5000",
                     help="budgets whose rows also run CP-SAT at the QIEA's time per instance (needs ortools)")
     args = ap.parse_args(argv)
     cp_budgets = {int(b) for b in args.cp_sat_budgets.split(",") if b}
     stride = args.stride or (10 if args.quick else 1)
-    rows = []
+    rows, records = [], []
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; stride {stride}", flush=True)
     for family in args.sets.split(","):
         projects, arrays, ref = _load(family, stride)
@@ -160,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
                 ms = [check_schedule(a, starts[i, : a.durations.shape[0]], where=p.name)
                       for i, (p, a) in enumerate(zip(projects, arrays, strict=True))]
                 rows.append(_row(family, budget, algo, projects, arrays, ref, ms, per_inst, comp, sched))
+                records += _per_instance(family, budget, algo, args.seed, projects, arrays, ref, ms, per_inst)
                 print(_fmt(rows[-1]), flush=True)
             if budget not in cp_budgets or not _have_ortools():
                 continue
@@ -168,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
             if qiea_time is not None:
                 ms, per = _cp_sat(arrays, qiea_time)
                 rows.append(_row(family, budget, "cp-sat (same time)", projects, arrays, ref, ms, per, 0.0, None))
+                records += _per_instance(family, budget, "cp-sat (same time)", args.seed, projects, arrays,
+                                         ref, ms, per)
                 print(_fmt(rows[-1]), flush=True)
     print("\n| set | budget | algorithm | instances | dev. from CP bound % | dev. from optimum / best known % | optimum / best reached | s per instance | compile s | dev. ratio vs GA |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -176,6 +249,15 @@ def main(argv: list[str] | None = None) -> None:
         ratio = f"{r['dev_best'] / ga['dev_best']:.2f}" if ga and ga["dev_best"] > 0 else "-"
         print(f"| {r['set']} | {r['budget']} | {r['algorithm']} | {r['n']} | {r['dev_cp']:.2f} | {r['dev_best']:.3f} | "
               f"{100 * r['hits']:.0f} % | {r['s_per_inst']:.3f} | {r['compile_s']:.1f} | {ratio} |")
+    write_instances(records, args.out)
+    print(f"\nper-instance results: {args.out}")
+    groups = hardest_groups(args.out)
+    if groups:
+        print("\nQIEA at the largest budget, PSPLIB parameter groups furthest from the reference:\n")
+        print("| set | parameter group | instances | dev. from reference % | reference reached |")
+        print("|---|---:|---:|---:|---:|")
+        for family, parameter, n, dev, reached in groups:
+            print(f"| {family} | {parameter} | {n} | {dev:.2f} | {reached:.0f} % |")
 
 
 def _fmt(r: dict) -> str:
