@@ -46,3 +46,18 @@ def test_benchmark_writes_every_instance_and_ranks_the_hardest_groups(
     printed = capsys.readouterr().out
     assert f"per-instance results: {out}" in printed
     assert "parameter groups furthest from the reference" in printed
+
+
+def test_an_instance_without_a_schedule_is_kept_as_a_null_row_and_named_in_the_table(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    projects, arrays, ref = bench_planner._load("j30", 240)
+    found = bench_planner._per_instance("j30", 5000, "cp-sat (same time)", 0, projects, arrays, ref,
+                                        [None, ref[instance_key(projects[1].name)].upper], 0.1)
+    assert [r["instance"] for r in found] == [p.name for p in projects]
+    assert (found[0]["makespan"], found[0]["dev_ref_pct"], found[0]["dev_cp_pct"]) == (None, None, None)
+    row = bench_planner._row(found, 0.0, None)
+    assert row["algorithm"] == "cp-sat (same time); no schedule on 1 of 2"
+    assert (row["n"], row["dev_best"], row["hits"]) == (2, 0.0, 1.0)
+    table = pq.read_table(bench_planner.write_instances(found, tmp_path / "instances.parquet"))
+    assert table.column("makespan").to_pylist() == [None, found[1]["makespan"]]
