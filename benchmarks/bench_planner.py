@@ -1,4 +1,4 @@
-"""Campaign planner on PSPLIB: QIEA vs the GA baseline (and CP-SAT when ``ortools`` is installed).
+"""Campaign planner on PSPLIB: QIEA and bi-population GA vs the GA baseline (and CP-SAT if installed).
 
 Run: ``python -m benchmarks.bench_planner [--quick]``. For each set (j30, j60), schedule budget
 (1,000 / 5,000, and 50,000 on j30) and algorithm it solves every instance (instances padded to
@@ -9,7 +9,7 @@ verifies every schedule with the independent checker and prints a Markdown table
 * j60: mean deviation from the critical-path lower bound and from the best known (``j60hrs.sm``);
 * mean wall time per instance (compilation excluded, reported separately) and the QIEA / GA
   ratio of deviations within the same run;
-* ``--algorithms`` may add ``qiea-no-windows`` (the QIEA without its window moves, an ablation);
+* ``--algorithms`` (default ``qiea,bpga,ga``) may add ``qiea-no-windows`` (the QIEA without its window moves, an ablation);
 * with ``ortools`` installed (the ``bench`` extra), CP-SAT runs on the same instances with the
   QIEA's mean wall time per instance as its time limit (``--cp-sat-budgets``, default 5,000).
 
@@ -84,6 +84,7 @@ def _solve(arrays: list, config: SearchConfig, batch: int) -> tuple[np.ndarray, 
 ALGORITHMS = {
     "qiea": {"algorithm": "qiea"},
     "ga": {"algorithm": "ga"},
+    "bpga": {"algorithm": "bpga"},
     "qiea-no-windows": {"algorithm": "qiea", "window_moves": 0},
 }
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="every 10th instance, budgets 1k/5k")
     ap.add_argument("--sets", default="j30,j60")
     ap.add_argument("--budgets", default=None, help="comma-separated; default 1000,5000 (+50000 on j30)")
-    ap.add_argument("--algorithms", default="qiea,ga")
+    ap.add_argument("--algorithms", default="qiea,bpga,ga")
     ap.add_argument("--stride", type=int, default=None, help="use every k-th instance")
     ap.add_argument("--batch", type=int, default=16, help="instances per compiled batch")
     ap.add_argument("--seed", type=int, default=0)

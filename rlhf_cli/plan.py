@@ -23,7 +23,7 @@ def _run_id() -> str:
 def plan_command(
     campaign: Annotated[Path | None, typer.Argument(help="Campaign YAML (configs/campaigns/*.yaml).")] = None,
     psplib: Annotated[Path | None, typer.Option("--psplib", help="Plan a PSPLIB .sm instance instead.")] = None,
-    algorithm: Annotated[str, typer.Option(help="qiea (quantum-inspired, islands) or ga (baseline).")] = "qiea",
+    algorithm: Annotated[str, typer.Option(help="qiea (quantum-inspired, islands), bpga (bi-population GA, peak crossover) or ga (baseline).")] = "qiea",
     budget: Annotated[int, typer.Option(help="Schedules to generate (each SGS pass counts).")] = 5000,
     islands: Annotated[int, typer.Option(help="QIEA islands.")] = 4,
     pop_size: Annotated[int, typer.Option(help="Individuals per island.")] = 4,
@@ -42,8 +42,8 @@ def plan_command(
 
     if (campaign is None) == (psplib is None):
         raise PlannerError("give exactly one of CAMPAIGN.yaml or --psplib FILE")
-    if algorithm not in ("qiea", "ga") or sgs not in ("serial", "parallel"):
-        raise PlannerError(f"unknown --algorithm {algorithm!r} / --sgs {sgs!r}; use qiea|ga and serial|parallel")
+    if algorithm not in ("qiea", "bpga", "ga") or sgs not in ("serial", "parallel"):
+        raise PlannerError(f"unknown --algorithm {algorithm!r} / --sgs {sgs!r}; use qiea|bpga|ga and serial|parallel")
     source = PlanSource(path=str(campaign or psplib), kind="campaign" if campaign else "psplib")
     config = SearchConfig(
         algorithm=algorithm, budget=budget, islands=islands, pop_size=pop_size, sgs=sgs, seed=seed,

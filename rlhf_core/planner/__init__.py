@@ -1,4 +1,4 @@
-"""Campaign planner: RCPSP model, PSPLIB reader, JAX schedule generation, QIEA and GA search.
+"""Campaign planner: RCPSP model, PSPLIB reader, JAX schedule generation, QIEA, BPGA and GA search.
 
 Typical use::
 

@@ -1,4 +1,4 @@
-"""Search configuration and compiled solvers (QIEA with islands, or the GA baseline).
+"""Search configuration and compiled solvers (QIEA with islands, bi-population GA, GA baseline).
 
 ``make_solver(config)`` returns a pure ``solve(inst, key) -> SearchResult`` that runs every island
 inside one compiled program (islands are a ``vmap`` axis; migration between epochs); ``jax.vmap``
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlhf_core.errors import PlannerError
+from rlhf_core.planner.bpga import BPGAParams, init_bpga, run_bpga
 from rlhf_core.planner.evaluate import DecodeName, evaluation_cost
 from rlhf_core.planner.ga import GAParams, init_ga, run_ga
 from rlhf_core.planner.instance import Instance
@@ -29,7 +30,7 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    algorithm: Literal["qiea", "ga"] = "qiea"
+    algorithm: Literal["qiea", "bpga", "ga"] = "qiea"
     budget: int = Field(5000, ge=1, description="schedules per instance (each SGS pass counts)")
     islands: int = Field(4, ge=1)
     pop_size: int = Field(4, ge=2, description="individuals per island (GA: islands * pop_size)")
@@ -41,6 +42,8 @@ class SearchConfig(BaseModel):
                                "per justified individual) or left-to-right (3)")
     window_moves: int = Field(2, ge=0, description="QIEA children per island that shuffle one window "
                               "of their attractor's order instead of observing the Q-bits")
+    bpga_population: int = Field(80, ge=4, description="BPGA: schedules in each of its two populations "
+                                 "(one half-generation generates this many)")
     seed: int = 0
 
     def qiea_params(self) -> QIEAParams:
@@ -57,21 +60,30 @@ class SearchConfig(BaseModel):
         """The static GA hyper-parameters (one population of the same total size)."""
         return GAParams(pop_size=self.pop_size * self.islands, sgs=self.sgs, fbi=self.fbi, decode=self.decode)
 
+    def bpga_params(self) -> BPGAParams:
+        """The static bi-population GA hyper-parameters."""
+        return BPGAParams(pop_size=self.bpga_population)
+
     def generations(self) -> int:
         """Generations (including the initial one) that fit in the budget.
+
+        For the bi-population GA a generation is a half-generation: one population of children
+        decoded in one direction (``bpga_population`` schedules).
 
         Raises:
             PlannerError: the budget does not cover even the initial population.
         """
         if self.algorithm == "ga":
             per = evaluation_cost(self.islands * self.pop_size, self.fbi, self.decode)
+        elif self.algorithm == "bpga":
+            per = self.bpga_population
         else:
             per = self.islands * evaluation_cost(self.pop_size, self.fbi, self.decode)
         gens = self.budget // per
         if gens < 1:
             raise PlannerError(
                 f"schedule budget {self.budget} is below one generation ({per} schedules); "
-                "raise the budget or lower islands/pop_size"
+                "raise the budget or lower islands/pop_size (bpga: bpga_population)"
             )
         return gens
 
@@ -118,6 +130,16 @@ def make_solver(config: SearchConfig) -> Callable[[Instance], SearchResult]:
             return SearchResult(state.best_starts, state.best_ms, state.schedules)
 
         return jax.jit(solve_ga)
+
+    if config.algorithm == "bpga":
+        bp = config.bpga_params()
+
+        def solve_bpga(inst: Instance) -> SearchResult:
+            state = init_bpga(inst, island_key(config.seed, 0), bp)
+            state = run_bpga(inst, state, island_key(config.seed, 1), bp, total - 1)
+            return SearchResult(state.best_starts, state.best_ms, state.schedules)
+
+        return jax.jit(solve_bpga)
 
     qp = config.qiea_params()
     interval = config.migration_interval

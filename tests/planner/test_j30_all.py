@@ -28,6 +28,7 @@ from rlhf_core.planner import (
 CONFIGS = {
     "qiea": SearchConfig(algorithm="qiea", budget=1000, islands=4, pop_size=4, seed=1),
     "ga": SearchConfig(algorithm="ga", budget=480, islands=4, pop_size=4, seed=1),
+    "bpga": SearchConfig(algorithm="bpga", budget=1000, bpga_population=40, seed=1),
 }
 
 
@@ -39,7 +40,7 @@ def j30(shared_data: Path) -> tuple[list, dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["qiea", "ga"])
+@pytest.mark.parametrize("algorithm", ["qiea", "bpga", "ga"])
 def test_all_j30_feasible_and_never_below_optimum(j30: tuple[list, dict], algorithm: str) -> None:
     projects, optima = j30
     arrays = [p.arrays() for p in projects]

@@ -1,4 +1,4 @@
-"""QIEA and GA search: budgets, determinism by seed, islands path == compiled path."""
+"""QIEA, bi-population GA and GA search: budgets, determinism by seed, islands path == compiled path."""
 
 from __future__ import annotations
 
@@ -35,15 +35,19 @@ def test_generation_count_respects_the_budget() -> None:
     assert SMALL.model_copy(update={"decode": "forward"}).generations() == 300 // (2 * 6 * 3)
     with pytest.raises(PlannerError, match=r"budget 10 is below one generation \(24 schedules\)"):
         SearchConfig(budget=10, islands=2, pop_size=6).generations()
+    # The bi-population GA: one schedule per child, a half-generation is one population.
+    assert SMALL.model_copy(update={"algorithm": "bpga", "bpga_population": 40}).generations() == 7
     with pytest.raises(PlannerError, match=r"window_moves 2 leaves no observed child in an island of 2"):
         SearchConfig(pop_size=2).qiea_params()
 
 
-@pytest.mark.parametrize("algorithm", ["qiea", "ga"])
+@pytest.mark.parametrize("algorithm", ["qiea", "ga", "bpga"])
 def test_tiny_project_reaches_the_optimum(tiny: Project, algorithm: str) -> None:
-    plan = plan_project(tiny, SMALL.model_copy(update={"algorithm": algorithm}))
+    config = SMALL.model_copy(update={"algorithm": algorithm, "bpga_population": 8})
+    plan = plan_project(tiny, config)
     assert plan.makespan == 5 and plan.starts.tolist() == [0, 3, 3]
-    assert plan.schedules <= SMALL.budget and plan.schedules == SMALL.generations() * 24
+    per = 8 if algorithm == "bpga" else 24
+    assert plan.schedules <= SMALL.budget and plan.schedules == config.generations() * per
 
 
 def test_same_seed_same_schedule_and_islands_path_agrees(shared_data: Path) -> None:
