@@ -61,8 +61,8 @@ class SearchConfig(BaseModel):
         return GAParams(pop_size=self.pop_size * self.islands, sgs=self.sgs, fbi=self.fbi, decode=self.decode)
 
     def bpga_params(self) -> BPGAParams:
-        """The static bi-population GA hyper-parameters."""
-        return BPGAParams(pop_size=self.bpga_population)
+        """The static bi-population GA hyper-parameters (a tenth of the children are window moves)."""
+        return BPGAParams(pop_size=self.bpga_population, window_moves=self.bpga_population // 10)
 
     def generations(self) -> int:
         """Generations (including the initial one) that fit in the budget.

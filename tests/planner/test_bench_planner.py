@@ -16,7 +16,7 @@ def test_benchmark_writes_every_instance_and_ranks_the_hardest_groups(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench" / "instances.parquet"
-    bench_planner.main(["--sets", "j30", "--stride", "120", "--budgets", "64", "--algorithms", "qiea,ga",
+    bench_planner.main(["--sets", "j30", "--stride", "120", "--budgets", "160", "--algorithms", "bpga,qiea,ga",
                         "--cp-sat-budgets", "", "--out", str(out)])
     table = pq.read_table(out)
     assert table.schema == bench_planner.INSTANCE_SCHEMA
@@ -25,7 +25,7 @@ def test_benchmark_writes_every_instance_and_ranks_the_hardest_groups(
                    key=lambda p: instance_key(p.stem))[::120]
     assert len(files) == 4
     assert sorted((r["algorithm"], r["instance"]) for r in rows) == sorted(
-        (a, f.stem) for a in ("qiea", "ga") for f in files)
+        (a, f.stem) for a in ("bpga", "qiea", "ga") for f in files)
     optima = read_solutions(shared_data / "psplib" / "j30" / "j30opt.sm")
     for r in rows:
         arrays = read_sm(shared_data / "psplib" / "j30" / "instances" / f"{r['instance']}.sm").arrays()
@@ -33,19 +33,20 @@ def test_benchmark_writes_every_instance_and_ranks_the_hardest_groups(
         assert r["reference"] == optima[(r["parameter"], r["number"])].upper
         assert r["makespan"] >= r["reference"]  # j30 references are proven optima
         assert r["dev_ref_pct"] == pytest.approx(100 * (r["makespan"] - r["reference"]) / r["reference"])
-        assert (r["budget"], r["seed"], r["reference_is_optimum"]) == (64, 0, True)
+        assert (r["budget"], r["seed"], r["reference_is_optimum"]) == (160, 0, True)
     assert not [p for p in out.parent.iterdir() if p != out]  # no temp file left beside it
 
-    groups = bench_planner.hardest_groups(out, limit=2)
-    with duckdb.connect() as con:
-        expected = con.execute(
-            "SELECT parameter, avg(dev_ref_pct) AS d FROM read_parquet(?) WHERE algorithm = 'qiea' "
-            "GROUP BY parameter ORDER BY d DESC, parameter LIMIT 2", [str(out)]).fetchall()
-    assert [(g[0], g[1]) for g in groups] == [("j30", p) for p, _ in expected]
-    assert [g[3] for g in groups] == pytest.approx([d for _, d in expected])
+    for algorithm in ("qiea", "bpga"):
+        groups = bench_planner.hardest_groups(out, limit=2, algorithm=algorithm)
+        with duckdb.connect() as con:
+            expected = con.execute(
+                "SELECT parameter, avg(dev_ref_pct) AS d FROM read_parquet(?) WHERE algorithm = ? "
+                "GROUP BY parameter ORDER BY d DESC, parameter LIMIT 2", [str(out), algorithm]).fetchall()
+        assert [(g[0], g[1]) for g in groups] == [("j30", p) for p, _ in expected]
+        assert [g[3] for g in groups] == pytest.approx([d for _, d in expected])
     printed = capsys.readouterr().out
     assert f"per-instance results: {out}" in printed
-    assert "parameter groups furthest from the reference" in printed
+    assert "bpga at the largest budget, PSPLIB parameter groups furthest from the reference" in printed
 
 
 def test_an_instance_without_a_schedule_is_kept_as_a_null_row_and_named_in_the_table(

@@ -75,6 +75,21 @@ def test_cli_plans_a_psplib_instance(shared_data: Path, wizard_home: Path) -> No
     assert rows.num_rows == 32 and min(rows.column("makespan").to_pylist()) >= 43
 
 
+def test_cli_plans_with_the_bi_population_ga(shared_data: Path, wizard_home: Path) -> None:
+    sm = shared_data / "psplib/j30/instances/j301_1.sm"
+    args = ["plan", "--psplib", str(sm), "--algorithm", "bpga", "--budget", "400", "--population", "40"]
+    result = CliRunner().invoke(app, [*args, "--run-id", "cli-bpga"])
+    assert result.exit_code == 0, result.output
+    rows = Lake(str(wizard_home)).read_table(PLANS, run_id="cli-bpga")
+    assert rows.num_rows == 32 and set(rows.column("algorithm").to_pylist()) == {"bpga"}
+    assert set(rows.column("schedules").to_pylist()) == {400} and min(rows.column("makespan").to_pylist()) >= 43
+    small = CliRunner().invoke(app, [*args[:-4], "--budget", "30", "--population", "40"])
+    assert isinstance(small.exception, PlannerError)
+    assert "schedule budget 30 is below one generation (40 schedules)" in str(small.exception)
+    unknown = CliRunner().invoke(app, [*args[:3], "--algorithm", "sa"])
+    assert "unknown --algorithm 'sa'" in str(unknown.exception)
+
+
 def test_cli_reports_a_cyclic_campaign(tmp_path: Path, wizard_home: Path) -> None:
     bad = tmp_path / "cyclic.yaml"
     bad.write_text(
