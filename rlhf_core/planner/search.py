@@ -62,6 +62,11 @@ class SearchConfig(BaseModel):
 
     def bpga_params(self) -> BPGAParams:
         """The static bi-population GA hyper-parameters (a tenth of the children are window moves)."""
+        if self.sgs != "serial" or not self.fbi:
+            raise PlannerError(
+                f"bpga decodes every child with one serial pass that also justifies it; sgs={self.sgs!r}, "
+                f"fbi={self.fbi} do not apply to it: use the serial SGS with fbi, or algorithm qiea/ga"
+            )
         return BPGAParams(pop_size=self.bpga_population, window_moves=self.bpga_population // 10)
 
     def generations(self) -> int:
@@ -121,25 +126,17 @@ def make_solver(config: SearchConfig) -> Callable[[Instance], SearchResult]:
     total = config.generations()
     n_isl = config.islands
 
-    if config.algorithm == "ga":
-        gp = config.ga_params()
+    single = {"ga": (init_ga, run_ga, config.ga_params), "bpga": (init_bpga, run_bpga, config.bpga_params)}
+    if config.algorithm in single:
+        init, run, make_params = single[config.algorithm]
+        params = make_params()
 
-        def solve_ga(inst: Instance) -> SearchResult:
-            state = init_ga(inst, island_key(config.seed, 0), gp)
-            state = run_ga(inst, state, island_key(config.seed, 1), gp, total - 1)
+        def solve_one_population(inst: Instance) -> SearchResult:
+            state = init(inst, island_key(config.seed, 0), params)
+            state = run(inst, state, island_key(config.seed, 1), params, total - 1)
             return SearchResult(state.best_starts, state.best_ms, state.schedules)
 
-        return jax.jit(solve_ga)
-
-    if config.algorithm == "bpga":
-        bp = config.bpga_params()
-
-        def solve_bpga(inst: Instance) -> SearchResult:
-            state = init_bpga(inst, island_key(config.seed, 0), bp)
-            state = run_bpga(inst, state, island_key(config.seed, 1), bp, total - 1)
-            return SearchResult(state.best_starts, state.best_ms, state.schedules)
-
-        return jax.jit(solve_bpga)
+        return jax.jit(solve_one_population)
 
     qp = config.qiea_params()
     interval = config.migration_interval

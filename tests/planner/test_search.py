@@ -37,6 +37,8 @@ def test_generation_count_respects_the_budget() -> None:
         SearchConfig(budget=10, islands=2, pop_size=6).generations()
     # The bi-population GA: one schedule per child, a half-generation is one population.
     assert SMALL.model_copy(update={"algorithm": "bpga", "bpga_population": 40}).generations() == 7
+    with pytest.raises(PlannerError, match=r"bpga decodes every child with one serial pass .* sgs='parallel'"):
+        SMALL.model_copy(update={"algorithm": "bpga", "sgs": "parallel"}).bpga_params()
     with pytest.raises(PlannerError, match=r"window_moves 2 leaves no observed child in an island of 2"):
         SearchConfig(pop_size=2).qiea_params()
 
