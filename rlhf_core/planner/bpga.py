@@ -33,8 +33,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rlhf_core.planner.instance import Instance, reverse
-from rlhf_core.planner.sgs import makespan, serial_sgs
+from rlhf_core.planner.instance import Instance
+from rlhf_core.planner.sgs import backward_sgs, makespan, serial_sgs
 
 
 class BPGAParams(NamedTuple):
@@ -67,12 +67,6 @@ _EMPTY = 2**30
 
 def _forward(inst: Instance, prio: jnp.ndarray) -> jnp.ndarray:
     return serial_sgs(inst, prio)
-
-
-def _backward(inst: Instance, prio: jnp.ndarray) -> jnp.ndarray:
-    """Right-justified start times: a serial pass on the reversed network (higher = later)."""
-    rev = serial_sgs(reverse(inst), prio)
-    return jnp.max(rev + inst.dur) - rev - inst.dur
 
 
 def _utilisation(inst: Instance, starts: jnp.ndarray) -> jnp.ndarray:
@@ -152,7 +146,7 @@ def _half(
 
     window = jnp.arange(p) < params.window_moves
     prio = jax.vmap(child)(jax.random.split(k_x, p), dad, mom, window)
-    decode = _backward if to_backward else _forward
+    decode = backward_sgs if to_backward else _forward
     starts = jax.vmap(lambda q: decode(inst, q))(prio)
     ms = jax.vmap(lambda s: makespan(inst, s))(starts)
     keep = jnp.argsort(jnp.concatenate([dst_ms, ms]), stable=True)[:p]

@@ -11,8 +11,9 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from rlhf_core.planner.instance import Instance, reverse
+from rlhf_core.planner.instance import Instance
 from rlhf_core.planner.sgs import (
+    backward_sgs,
     forward_backward,
     keys_from_starts,
     makespan,
@@ -58,9 +59,7 @@ def evaluate_population(
     scheme = serial_sgs if sgs == "serial" else parallel_sgs
     dur = inst.dur[None, :]
     if fbi and decode == "backward":
-        rinst = reverse(inst)
-        rev = jax.vmap(lambda q: scheme(rinst, q))(prio)
-        right = jnp.max(rev + dur, axis=1, keepdims=True) - rev - dur
+        right = jax.vmap(lambda q: backward_sgs(inst, q, scheme))(prio)
         starts = jax.vmap(lambda r: serial_sgs(inst, -r.astype(jnp.float32)))(right)
         keys = jax.vmap(keys_from_starts)(-(starts + dur))
     else:

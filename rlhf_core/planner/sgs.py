@@ -119,6 +119,22 @@ def makespan(inst: Instance, starts: jnp.ndarray) -> jnp.ndarray:
     return jnp.max(starts + inst.dur)
 
 
+def backward_sgs(inst: Instance, prio: jnp.ndarray, scheme=serial_sgs) -> jnp.ndarray:
+    """A right-justified schedule: ``scheme`` on the reversed network, mirrored back in time.
+
+    Args:
+        inst: A single padded instance.
+        prio: ``float32[N]`` priorities; higher = placed first from the right (finishes later).
+        scheme: :func:`serial_sgs` or :func:`parallel_sgs`.
+
+    Returns:
+        ``int32[N]`` start times, right-justified: the earliest activity starts at 0 and each
+        activity starts as late as the order allows.
+    """
+    rev = scheme(reverse(inst), prio)
+    return jnp.max(rev + inst.dur) - rev - inst.dur
+
+
 def forward_backward(inst: Instance, starts: jnp.ndarray) -> jnp.ndarray:
     """Forward-backward improvement (double justification); never increases the makespan.
 
@@ -133,10 +149,7 @@ def forward_backward(inst: Instance, starts: jnp.ndarray) -> jnp.ndarray:
     Returns:
         ``int32[N]`` the improved schedule.
     """
-    finish = (starts + inst.dur).astype(jnp.float32)
-    rev = serial_sgs(reverse(inst), finish)
-    total = jnp.max(rev + inst.dur)
-    right = total - rev - inst.dur
+    right = backward_sgs(inst, (starts + inst.dur).astype(jnp.float32))
     return serial_sgs(inst, -right.astype(jnp.float32))
 
 
