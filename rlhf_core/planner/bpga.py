@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from rlhf_core.planner.instance import Instance
-from rlhf_core.planner.sgs import backward_sgs, makespan, serial_sgs
+from rlhf_core.planner.sgs import backward_sgs, makespan, parallel_sgs, serial_sgs
 
 
 class BPGAParams(NamedTuple):
@@ -48,6 +48,7 @@ class BPGAParams(NamedTuple):
     mutation_sigma: float = 0.05
     window_moves: int = 8
     window_frac: float = 0.25
+    parallel_share: float = 0.25
 
 
 class BPGAState(NamedTuple):
@@ -63,10 +64,6 @@ class BPGAState(NamedTuple):
 
 
 _EMPTY = 2**30
-
-
-def _forward(inst: Instance, prio: jnp.ndarray) -> jnp.ndarray:
-    return serial_sgs(inst, prio)
 
 
 def _utilisation(inst: Instance, starts: jnp.ndarray) -> jnp.ndarray:
@@ -127,6 +124,30 @@ def _window_child(
     return jnp.where(inside, lo + jax.random.uniform(k_val, (n,)) * (hi - lo), keys)
 
 
+def n_parallel(params: BPGAParams) -> int:
+    """Children per half-generation decoded by the parallel SGS (the last ones; static)."""
+    return min(params.pop_size - params.window_moves, round(params.parallel_share * params.pop_size))
+
+
+def _decode(inst: Instance, prio: jnp.ndarray, to_backward: bool, n_par: int) -> jnp.ndarray:
+    """One pass per priority row: serial SGS, except the last ``n_par`` rows: parallel SGS.
+
+    The parallel scheme builds non-delay schedules, a smaller space that often holds the best
+    schedules of tightly constrained projects; the serial scheme's active schedules include an
+    optimal one. Mixing both (as Hartmann's self-adapting GA does) beats either alone on PSPLIB
+    j60 (README).
+    """
+    def run(scheme, rows: jnp.ndarray) -> jnp.ndarray:
+        if to_backward:
+            return jax.vmap(lambda q: backward_sgs(inst, q, scheme))(rows)
+        return jax.vmap(lambda q: scheme(inst, q))(rows)
+
+    split = prio.shape[0] - n_par
+    if not n_par:
+        return run(serial_sgs, prio)
+    return jnp.concatenate([run(serial_sgs, prio[:split]), run(parallel_sgs, prio[split:])])
+
+
 def _half(
     inst: Instance, key: jnp.ndarray, src: jnp.ndarray, src_ms: jnp.ndarray, dst: jnp.ndarray,
     dst_ms: jnp.ndarray, to_backward: bool, params: BPGAParams,
@@ -146,8 +167,7 @@ def _half(
 
     window = jnp.arange(p) < params.window_moves
     prio = jax.vmap(child)(jax.random.split(k_x, p), dad, mom, window)
-    decode = backward_sgs if to_backward else _forward
-    starts = jax.vmap(lambda q: decode(inst, q))(prio)
+    starts = _decode(inst, prio, to_backward, n_parallel(params))
     ms = jax.vmap(lambda s: makespan(inst, s))(starts)
     keep = jnp.argsort(jnp.concatenate([dst_ms, ms]), stable=True)[:p]
     i = jnp.argmin(ms)
@@ -162,7 +182,7 @@ def _take_best(state: BPGAState, starts: jnp.ndarray, ms: jnp.ndarray) -> tuple[
 def init_bpga(inst: Instance, key: jnp.ndarray, params: BPGAParams) -> BPGAState:
     """Random priorities, one forward pass each: the left-justified population (``P`` schedules)."""
     n, p = inst.dur.shape[0], params.pop_size
-    starts = jax.vmap(lambda q: _forward(inst, q))(jax.random.uniform(key, (p, n)))
+    starts = _decode(inst, jax.random.uniform(key, (p, n)), False, n_parallel(params))
     ms = jax.vmap(lambda s: makespan(inst, s))(starts)
     i = jnp.argmin(ms)
     return BPGAState(

@@ -44,6 +44,8 @@ class SearchConfig(BaseModel):
                               "of their attractor's order instead of observing the Q-bits")
     bpga_population: int = Field(80, ge=4, description="BPGA: schedules in each of its two populations "
                                  "(one half-generation generates this many)")
+    bpga_parallel_share: float = Field(0.25, ge=0.0, le=1.0, description="BPGA: share of each "
+                                       "generation decoded by the parallel SGS (the rest: serial)")
     seed: int = 0
 
     def qiea_params(self) -> QIEAParams:
@@ -64,10 +66,12 @@ class SearchConfig(BaseModel):
         """The static bi-population GA hyper-parameters (a tenth of the children are window moves)."""
         if self.sgs != "serial" or not self.fbi:
             raise PlannerError(
-                f"bpga decodes every child with one serial pass that also justifies it; sgs={self.sgs!r}, "
-                f"fbi={self.fbi} do not apply to it: use the serial SGS with fbi, or algorithm qiea/ga"
+                f"bpga decodes every child with one pass that also justifies it, serial or (a share "
+                f"bpga_parallel_share) parallel; sgs={self.sgs!r}, fbi={self.fbi} do not apply to it: keep "
+                "the defaults sgs='serial', fbi=True, or use algorithm qiea/ga"
             )
-        return BPGAParams(pop_size=self.bpga_population, window_moves=self.bpga_population // 10)
+        return BPGAParams(pop_size=self.bpga_population, window_moves=self.bpga_population // 10,
+                          parallel_share=self.bpga_parallel_share)
 
     def generations(self) -> int:
         """Generations (including the initial one) that fit in the budget.

@@ -12,14 +12,17 @@ import pytest
 from rlhf_core.planner import check_schedule, read_sm, to_instance
 from rlhf_core.planner.bpga import (
     BPGAParams,
+    _decode,
     _keys,
     _peak_child,
     _utilisation,
     _window_child,
     init_bpga,
+    n_parallel,
     run_bpga,
 )
 from rlhf_core.planner.cpm import critical_path
+from rlhf_core.planner.sgs import backward_sgs, parallel_sgs, serial_sgs
 
 PARAMS = BPGAParams(pop_size=12)
 
@@ -125,3 +128,28 @@ def test_utilisation_matches_a_numpy_profile(j30) -> None:
     for j in range(starts.shape[0]):
         ref[starts[j]:starts[j] + dur[j]] += (req[j] / np.maximum(cap, 1)).sum()
     assert np.allclose(util, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("to_backward", [False, True])
+def test_mixed_decode_uses_the_parallel_sgs_for_the_last_share(j30, to_backward: bool) -> None:
+    proj, arrays, inst = j30
+    prio = jax.random.uniform(jax.random.PRNGKey(9), (12, inst.dur.shape[0]))
+    params = BPGAParams(pop_size=12, window_moves=1, parallel_share=0.25)
+    n_par = n_parallel(params)
+    assert n_par == 3
+    got = np.asarray(_decode(inst, prio, to_backward, n_par))
+    for i, q in enumerate(prio):
+        scheme = parallel_sgs if i >= 12 - n_par else serial_sgs
+        want = backward_sgs(inst, q, scheme) if to_backward else scheme(inst, q)
+        assert np.array_equal(got[i], np.asarray(want)), i
+        check_schedule(arrays, got[i][: proj.n_activities], where=f"{proj.name} row {i}")
+    # The two schemes differ on this project, so the split is observable (not a no-op).
+    serial_only = np.asarray(_decode(inst, prio, to_backward, 0))
+    assert not np.array_equal(serial_only[-n_par:], got[-n_par:])
+    assert np.array_equal(serial_only[:-n_par], got[:-n_par])
+
+
+def test_parallel_share_leaves_the_window_moves_serial() -> None:
+    assert n_parallel(BPGAParams(pop_size=80, window_moves=8, parallel_share=0.25)) == 20
+    assert n_parallel(BPGAParams(pop_size=10, window_moves=4, parallel_share=1.0)) == 6
+    assert n_parallel(BPGAParams(pop_size=80, parallel_share=0.0)) == 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from rlhf_core.errors import PlannerError
 from rlhf_core.planner import (
@@ -37,8 +38,11 @@ def test_generation_count_respects_the_budget() -> None:
         SearchConfig(budget=10, islands=2, pop_size=6).generations()
     # The bi-population GA: one schedule per child, a half-generation is one population.
     assert SMALL.model_copy(update={"algorithm": "bpga", "bpga_population": 40}).generations() == 7
-    with pytest.raises(PlannerError, match=r"bpga decodes every child with one serial pass .* sgs='parallel'"):
+    with pytest.raises(PlannerError, match=r"bpga decodes every child with one pass .* sgs='parallel'"):
         SMALL.model_copy(update={"algorithm": "bpga", "sgs": "parallel"}).bpga_params()
+    assert SearchConfig(algorithm="bpga", bpga_parallel_share=0.5).bpga_params().parallel_share == 0.5
+    with pytest.raises(ValidationError, match="bpga_parallel_share"):
+        SearchConfig(algorithm="bpga", bpga_parallel_share=1.5)
     with pytest.raises(PlannerError, match=r"window_moves 2 leaves no observed child in an island of 2"):
         SearchConfig(pop_size=2).qiea_params()
 
