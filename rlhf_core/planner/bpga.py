@@ -14,8 +14,9 @@ a forward one) from its father inside the father's *peak*: the time window of ra
 the father's packing is the hard-won part; every other activity takes its mother's key. Fathers
 are chosen by binary tournament, mothers uniformly; a few keys are perturbed (mutation). The
 first ``window_moves`` children instead copy their father's keys and reshuffle one window of
-consecutive positions (a decomposition move). Each population keeps its best ``pop_size`` members
-among parents and children (elitist).
+consecutive positions (a decomposition move). The last ``parallel_share`` of the children are
+decoded by the parallel SGS (non-delay schedules), the rest by the serial one. Each population keeps
+its best ``pop_size`` members among parents and children (elitist).
 
 Deterministic by key; pure (``run_bpga`` takes and returns :class:`BPGAState`).
 
@@ -43,7 +44,7 @@ class BPGAParams(NamedTuple):
     pop_size: int = 80
     tournament: int = 2
     peak_min: float = 0.1
-    peak_max: float = 0.5
+    peak_max: float = 0.35
     mutation_rate: float = 0.05
     mutation_sigma: float = 0.05
     window_moves: int = 8
