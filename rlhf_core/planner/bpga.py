@@ -135,8 +135,8 @@ def _decode(inst: Instance, prio: jnp.ndarray, to_backward: bool, n_par: int) ->
 
     The parallel scheme builds non-delay schedules, a smaller space that often holds the best
     schedules of tightly constrained projects; the serial scheme's active schedules include an
-    optimal one. Mixing both (as Hartmann's self-adapting GA does) beats either alone on PSPLIB
-    j60 (README).
+    optimal one (Hartmann's self-adapting GA also uses both). On PSPLIB j60 a quarter beat the
+    serial scheme alone and shares of 0.1, 0.35 and 0.5 (README).
     """
     def run(scheme, rows: jnp.ndarray) -> jnp.ndarray:
         if to_backward:
