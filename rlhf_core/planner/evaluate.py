@@ -37,7 +37,8 @@ def evaluation_cost(pop_size: int, fbi: bool, decode: DecodeName = "backward") -
 
 
 def evaluate_population(
-    inst: Instance, prio: jnp.ndarray, sgs: SGSName, fbi: bool, decode: DecodeName = "backward"
+    inst: Instance, prio: jnp.ndarray, sgs: SGSName, fbi: bool, decode: DecodeName = "backward",
+    n_parallel: int = 0,
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """Schedules and makespans of a population.
 
@@ -50,16 +51,28 @@ def evaluate_population(
             scheme builds a right-justified schedule on the reversed network and one forward pass
             left-justifies it; ``"forward"`` builds left to right, then justifies backward and
             forward (Valls et al. 2005).
+        n_parallel: With ``fbi`` and ``"backward"`` decoding, the last ``n_parallel`` rows build
+            their right-justified schedule with the parallel SGS (non-delay) instead of ``sgs``;
+            the forward justification stays serial. Each row still costs the same schedules.
+
+    Raises:
+        ValueError: ``n_parallel`` with a decoding it does not apply to.
 
     Returns:
         ``(starts int32[P, N], makespans int32[P], keys float32[P, N])``: ``keys`` re-encode each
         schedule in the population's representation (decoding them again gives the same
         makespan or a shorter one).
     """
+    if n_parallel and not (fbi and decode == "backward"):
+        raise ValueError(f"n_parallel={n_parallel} needs fbi=True and decode='backward'")
     scheme = serial_sgs if sgs == "serial" else parallel_sgs
     dur = inst.dur[None, :]
     if fbi and decode == "backward":
-        right = jax.vmap(lambda q: backward_sgs(inst, q, scheme))(prio)
+        split = prio.shape[0] - n_parallel
+        right = jax.vmap(lambda q: backward_sgs(inst, q, scheme))(prio[:split])
+        if n_parallel:
+            mixed = jax.vmap(lambda q: backward_sgs(inst, q, parallel_sgs))(prio[split:])
+            right = jnp.concatenate([right, mixed])
         starts = jax.vmap(lambda r: serial_sgs(inst, -r.astype(jnp.float32)))(right)
         keys = jax.vmap(keys_from_starts)(-(starts + dur))
     else:

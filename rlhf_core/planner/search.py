@@ -44,8 +44,9 @@ class SearchConfig(BaseModel):
                               "of their attractor's order instead of observing the Q-bits")
     bpga_population: int = Field(80, ge=4, description="BPGA: schedules in each of its two populations "
                                  "(one half-generation generates this many)")
-    bpga_parallel_share: float = Field(0.25, ge=0.0, le=1.0, description="BPGA: share of each "
-                                       "generation decoded by the parallel SGS (the rest: serial)")
+    parallel_share: float = Field(0.25, ge=0.0, le=1.0, description="QIEA and BPGA with the serial "
+                                  "SGS: share of each generation's children whose pass (QIEA: "
+                                  "backward pass) is the parallel SGS; the GA baseline stays serial")
     seed: int = 0
 
     def qiea_params(self) -> QIEAParams:
@@ -56,7 +57,8 @@ class SearchConfig(BaseModel):
                 f"{self.pop_size}; use fewer window moves than pop_size"
             )
         return QIEAParams(pop_size=self.pop_size, bits=self.bits, sgs=self.sgs, fbi=self.fbi,
-                          decode=self.decode, window_moves=self.window_moves)
+                          decode=self.decode, window_moves=self.window_moves,
+                          parallel_share=self.parallel_share)
 
     def ga_params(self) -> GAParams:
         """The static GA hyper-parameters (one population of the same total size)."""
@@ -67,11 +69,11 @@ class SearchConfig(BaseModel):
         if self.sgs != "serial" or not self.fbi:
             raise PlannerError(
                 f"bpga decodes every child with one pass that also justifies it, serial or (a share "
-                f"bpga_parallel_share) parallel; sgs={self.sgs!r}, fbi={self.fbi} do not apply to it: keep "
+                f"parallel_share) parallel; sgs={self.sgs!r}, fbi={self.fbi} do not apply to it: keep "
                 "the defaults sgs='serial', fbi=True, or use algorithm qiea/ga"
             )
         return BPGAParams(pop_size=self.bpga_population, window_moves=self.bpga_population // 10,
-                          parallel_share=self.bpga_parallel_share)
+                          parallel_share=self.parallel_share)
 
     def generations(self) -> int:
         """Generations (including the initial one) that fit in the budget.

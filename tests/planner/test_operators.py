@@ -5,12 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf_core.planner import Activity, Project, Resource, check_schedule, to_instance
+from rlhf_core.planner import Activity, Project, Resource, check_schedule, read_sm, to_instance
 from rlhf_core.planner.evaluate import evaluate_population, evaluation_cost
-from rlhf_core.planner.qiea import QIEAParams, _encode, _window_moves, init_island
+from rlhf_core.planner.qiea import QIEAParams, _encode, _window_moves, init_island, n_parallel
 from tests.planner.test_sgs import SHAPE, projects
 
 POP = 5
@@ -81,3 +82,30 @@ def test_window_moves_shuffle_one_contiguous_window_of_the_attractor_order() -> 
             span = slice(diff[0], diff[-1] + 1)
             assert sorted(before[span]) == sorted(after[span])  # ... among themselves
     assert changed >= 1
+
+
+def test_mixed_evaluation_builds_the_last_rows_with_the_parallel_sgs(shared_data) -> None:
+    proj = read_sm(shared_data / "psplib/j30/instances/j3013_1.sm")
+    arr, inst = proj.arrays(), to_instance(proj.arrays())
+    prio = jax.random.uniform(jax.random.PRNGKey(4), (8, inst.dur.shape[0]))
+    mixed = jax.jit(lambda q: evaluate_population(inst, q, "serial", True, "backward", 3))(prio)
+    serial = evaluate_population(inst, prio, "serial", True, "backward")
+    parallel = evaluate_population(inst, prio, "parallel", True, "backward")
+    # Rows 0-4: the serial backward pass; rows 5-7: the parallel one; both justified forward.
+    for got, serial_row, parallel_row in zip(mixed, serial, parallel, strict=True):
+        assert np.array_equal(np.asarray(got[:5]), np.asarray(serial_row[:5]))
+        assert np.array_equal(np.asarray(got[5:]), np.asarray(parallel_row[5:]))
+    assert not np.array_equal(np.asarray(serial[0][5:]), np.asarray(parallel[0][5:]))
+    for starts, ms in zip(np.asarray(mixed[0]), np.asarray(mixed[1]), strict=True):
+        assert check_schedule(arr, starts[: proj.n_activities], where=proj.name) == ms
+    with pytest.raises(ValueError, match="n_parallel=3 needs fbi=True and decode='backward'"):
+        evaluate_population(inst, prio, "serial", True, "forward", 3)
+
+
+def test_qiea_parallel_share_takes_observed_children_only_and_only_when_it_applies() -> None:
+    assert n_parallel(QIEAParams(pop_size=4, window_moves=2)) == 1
+    assert n_parallel(QIEAParams(pop_size=8, window_moves=2)) == 2
+    assert n_parallel(QIEAParams(pop_size=4, window_moves=2, parallel_share=1.0)) == 2
+    assert n_parallel(QIEAParams(pop_size=4, sgs="parallel")) == 0
+    assert n_parallel(QIEAParams(pop_size=4, fbi=False)) == 0
+    assert n_parallel(QIEAParams(pop_size=4, decode="forward")) == 0

@@ -40,9 +40,10 @@ def test_generation_count_respects_the_budget() -> None:
     assert SMALL.model_copy(update={"algorithm": "bpga", "bpga_population": 40}).generations() == 7
     with pytest.raises(PlannerError, match=r"bpga decodes every child with one pass .* sgs='parallel'"):
         SMALL.model_copy(update={"algorithm": "bpga", "sgs": "parallel"}).bpga_params()
-    assert SearchConfig(algorithm="bpga", bpga_parallel_share=0.5).bpga_params().parallel_share == 0.5
-    with pytest.raises(ValidationError, match="bpga_parallel_share"):
-        SearchConfig(algorithm="bpga", bpga_parallel_share=1.5)
+    assert SearchConfig(algorithm="bpga", parallel_share=0.5).bpga_params().parallel_share == 0.5
+    assert SearchConfig(parallel_share=0.5).qiea_params().parallel_share == 0.5
+    with pytest.raises(ValidationError, match="parallel_share"):
+        SearchConfig(algorithm="bpga", parallel_share=1.5)
     with pytest.raises(PlannerError, match=r"window_moves 2 leaves no observed child in an island of 2"):
         SearchConfig(pop_size=2).qiea_params()
 
