@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from rlhf_core.planner.instance import Instance
-from rlhf_core.planner.sgs import backward_sgs, makespan, parallel_sgs, serial_sgs
+from rlhf_core.planner.sgs import makespan, mixed_passes
 
 
 class BPGAParams(NamedTuple):
@@ -138,15 +138,7 @@ def _decode(inst: Instance, prio: jnp.ndarray, to_backward: bool, n_par: int) ->
     optimal one (Hartmann's self-adapting GA also uses both). On PSPLIB j60 a quarter beat the
     serial scheme alone and shares of 0.1, 0.35 and 0.5 (README).
     """
-    def run(scheme, rows: jnp.ndarray) -> jnp.ndarray:
-        if to_backward:
-            return jax.vmap(lambda q: backward_sgs(inst, q, scheme))(rows)
-        return jax.vmap(lambda q: scheme(inst, q))(rows)
-
-    split = prio.shape[0] - n_par
-    if not n_par:
-        return run(serial_sgs, prio)
-    return jnp.concatenate([run(serial_sgs, prio[:split]), run(parallel_sgs, prio[split:])])
+    return mixed_passes(inst, prio, to_backward, n_par)
 
 
 def _half(

@@ -13,10 +13,10 @@ import jax.numpy as jnp
 
 from rlhf_core.planner.instance import Instance
 from rlhf_core.planner.sgs import (
-    backward_sgs,
     forward_backward,
     keys_from_starts,
     makespan,
+    mixed_passes,
     parallel_sgs,
     serial_sgs,
 )
@@ -68,11 +68,7 @@ def evaluate_population(
     scheme = serial_sgs if sgs == "serial" else parallel_sgs
     dur = inst.dur[None, :]
     if fbi and decode == "backward":
-        split = prio.shape[0] - n_parallel
-        right = jax.vmap(lambda q: backward_sgs(inst, q, scheme))(prio[:split])
-        if n_parallel:
-            mixed = jax.vmap(lambda q: backward_sgs(inst, q, parallel_sgs))(prio[split:])
-            right = jnp.concatenate([right, mixed])
+        right = mixed_passes(inst, prio, True, n_parallel, scheme)
         starts = jax.vmap(lambda r: serial_sgs(inst, -r.astype(jnp.float32)))(right)
         keys = jax.vmap(keys_from_starts)(-(starts + dur))
     else:

@@ -135,6 +135,29 @@ def backward_sgs(inst: Instance, prio: jnp.ndarray, scheme=serial_sgs) -> jnp.nd
     return jnp.max(rev + inst.dur) - rev - inst.dur
 
 
+def mixed_passes(
+    inst: Instance, prio: jnp.ndarray, backward: bool, n_parallel: int = 0, scheme=serial_sgs,
+) -> jnp.ndarray:
+    """One pass per priority row (``float32[P, N]``): ``scheme``, but the parallel SGS for the last
+    ``n_parallel`` rows (static). Backward passes build right-justified schedules.
+
+    Each scheme runs ``vmap``ped over its own rows, so nothing is built twice: still one schedule
+    per row.
+
+    Returns:
+        ``int32[P, N]`` start times.
+    """
+    def run(sch, rows: jnp.ndarray) -> jnp.ndarray:
+        if backward:
+            return jax.vmap(lambda q: backward_sgs(inst, q, sch))(rows)
+        return jax.vmap(lambda q: sch(inst, q))(rows)
+
+    if not n_parallel:
+        return run(scheme, prio)
+    split = prio.shape[0] - n_parallel
+    return jnp.concatenate([run(scheme, prio[:split]), run(parallel_sgs, prio[split:])])
+
+
 def forward_backward(inst: Instance, starts: jnp.ndarray) -> jnp.ndarray:
     """Forward-backward improvement (double justification); never increases the makespan.
 
