@@ -126,19 +126,14 @@ def _window_child(
 
 
 def n_parallel(params: BPGAParams) -> int:
-    """Children per half-generation decoded by the parallel SGS (the last ones; static)."""
-    return min(params.pop_size - params.window_moves, round(params.parallel_share * params.pop_size))
-
-
-def _decode(inst: Instance, prio: jnp.ndarray, to_backward: bool, n_par: int) -> jnp.ndarray:
-    """One pass per priority row: serial SGS, except the last ``n_par`` rows: parallel SGS.
+    """Children per half-generation decoded by the parallel SGS (the last ones; static).
 
     The parallel scheme builds non-delay schedules, a smaller space that often holds the best
     schedules of tightly constrained projects; the serial scheme's active schedules include an
     optimal one (Hartmann's self-adapting GA also uses both). On PSPLIB j60 a quarter beat the
     serial scheme alone and shares of 0.1, 0.35 and 0.5 (README).
     """
-    return mixed_passes(inst, prio, to_backward, n_par)
+    return min(params.pop_size - params.window_moves, round(params.parallel_share * params.pop_size))
 
 
 def _half(
@@ -160,7 +155,7 @@ def _half(
 
     window = jnp.arange(p) < params.window_moves
     prio = jax.vmap(child)(jax.random.split(k_x, p), dad, mom, window)
-    starts = _decode(inst, prio, to_backward, n_parallel(params))
+    starts = mixed_passes(inst, prio, to_backward, n_parallel(params))
     ms = jax.vmap(lambda s: makespan(inst, s))(starts)
     keep = jnp.argsort(jnp.concatenate([dst_ms, ms]), stable=True)[:p]
     i = jnp.argmin(ms)
@@ -175,7 +170,7 @@ def _take_best(state: BPGAState, starts: jnp.ndarray, ms: jnp.ndarray) -> tuple[
 def init_bpga(inst: Instance, key: jnp.ndarray, params: BPGAParams) -> BPGAState:
     """Random priorities, one forward pass each: the left-justified population (``P`` schedules)."""
     n, p = inst.dur.shape[0], params.pop_size
-    starts = _decode(inst, jax.random.uniform(key, (p, n)), False, n_parallel(params))
+    starts = mixed_passes(inst, jax.random.uniform(key, (p, n)), False, n_parallel(params))
     ms = jax.vmap(lambda s: makespan(inst, s))(starts)
     i = jnp.argmin(ms)
     return BPGAState(

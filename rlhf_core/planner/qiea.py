@@ -18,8 +18,8 @@ Three additions to the textbook algorithm, all measured on PSPLIB (README):
 * Backward decoding: priorities are read as a right-to-left order, so an individual costs two
   schedules (a backward SGS, then the forward pass that left-justifies it) instead of three, and
   attractors are re-encoded from the justified schedule's finish times.
-* A parallel share: the last ``parallel_share`` of each island's children (one of four by
-  default) build their right-justified schedule with the parallel SGS (non-delay schedules),
+* A parallel share: the last ``parallel_share`` of each island's children (a quarter by
+  default, never a window move) build their right-justified schedule with the parallel SGS (non-delay schedules),
   the rest with the serial one; the forward justification is serial for all. Each child keeps its
   slot, so its attractor and Q-bits learn for that decoder. On PSPLIB (every second instance, 5,000
   schedules) this took j60 from 0.722 % to 0.647 % above the best known and j30 from 0.122 % to

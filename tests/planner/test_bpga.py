@@ -12,7 +12,6 @@ import pytest
 from rlhf_core.planner import check_schedule, read_sm, to_instance
 from rlhf_core.planner.bpga import (
     BPGAParams,
-    _decode,
     _keys,
     _peak_child,
     _utilisation,
@@ -22,7 +21,7 @@ from rlhf_core.planner.bpga import (
     run_bpga,
 )
 from rlhf_core.planner.cpm import critical_path
-from rlhf_core.planner.sgs import backward_sgs, parallel_sgs, serial_sgs
+from rlhf_core.planner.sgs import backward_sgs, mixed_passes, parallel_sgs, serial_sgs
 
 PARAMS = BPGAParams(pop_size=12)
 
@@ -137,14 +136,14 @@ def test_mixed_decode_uses_the_parallel_sgs_for_the_last_share(j30, to_backward:
     params = BPGAParams(pop_size=12, window_moves=1, parallel_share=0.25)
     n_par = n_parallel(params)
     assert n_par == 3
-    got = np.asarray(_decode(inst, prio, to_backward, n_par))
+    got = np.asarray(mixed_passes(inst, prio, to_backward, n_par))
     for i, q in enumerate(prio):
         scheme = parallel_sgs if i >= 12 - n_par else serial_sgs
         want = backward_sgs(inst, q, scheme) if to_backward else scheme(inst, q)
         assert np.array_equal(got[i], np.asarray(want)), i
         check_schedule(arrays, got[i][: proj.n_activities], where=f"{proj.name} row {i}")
     # The two schemes differ on this project, so the split is observable (not a no-op).
-    serial_only = np.asarray(_decode(inst, prio, to_backward, 0))
+    serial_only = np.asarray(mixed_passes(inst, prio, to_backward, 0))
     assert not np.array_equal(serial_only[-n_par:], got[-n_par:])
     assert np.array_equal(serial_only[:-n_par], got[:-n_par])
 
