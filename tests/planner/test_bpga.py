@@ -17,6 +17,7 @@ from rlhf_core.planner.bpga import (
     _utilisation,
     _window_child,
     init_bpga,
+    mutation_rates,
     n_parallel,
     run_bpga,
 )
@@ -75,11 +76,14 @@ def test_peak_child_takes_the_fathers_peak_and_the_rest_from_the_mother(j30) -> 
     f_ms, m_ms = state.left_ms[0], state.left_ms[5]
     kf = np.asarray(_keys(inst, father, f_ms, True))
     km = np.asarray(_keys(inst, mother, m_ms, True))
-    whole = BPGAParams(peak_min=1.0, peak_max=1.0, mutation_rate=0.0)
-    child = np.asarray(_peak_child(inst, jax.random.PRNGKey(0), father, f_ms, mother, m_ms, True, whole))
+    whole = BPGAParams(peak_min=1.0, peak_max=1.0)
+    child = np.asarray(_peak_child(inst, jax.random.PRNGKey(0), father, f_ms, mother, m_ms, True, whole, 0.0))
     assert np.array_equal(child, kf)
-    narrow = BPGAParams(peak_min=0.2, peak_max=0.2, mutation_rate=0.0)
-    child = np.asarray(_peak_child(inst, jax.random.PRNGKey(1), father, f_ms, mother, m_ms, True, narrow))
+    # At rate 1 every key is perturbed; the rate is the one passed in, not a fixed parameter.
+    mutated = np.asarray(_peak_child(inst, jax.random.PRNGKey(0), father, f_ms, mother, m_ms, True, whole, 1.0))
+    assert (mutated != kf).all()
+    narrow = BPGAParams(peak_min=0.2, peak_max=0.2)
+    child = np.asarray(_peak_child(inst, jax.random.PRNGKey(1), father, f_ms, mother, m_ms, True, narrow, 0.0))
     from_father = (child == kf) & (kf != km)
     assert from_father.any() and ((child == kf) | (child == km)).all()
     # The father's keys cover exactly the activities starting in one window of that length, and
@@ -152,3 +156,13 @@ def test_parallel_share_leaves_the_window_moves_serial() -> None:
     assert n_parallel(BPGAParams(pop_size=80, window_moves=8, parallel_share=0.25)) == 20
     assert n_parallel(BPGAParams(pop_size=10, window_moves=4, parallel_share=1.0)) == 6
     assert n_parallel(BPGAParams(pop_size=80, parallel_share=0.0)) == 0
+
+
+def test_mutation_rate_falls_linearly_per_generation() -> None:
+    rates = np.asarray(mutation_rates(BPGAParams(mutation_rate=0.05, mutation_end=0.0), 61))
+    assert rates.shape == (61,)
+    assert rates[0] == pytest.approx(0.05) and rates[-1] == pytest.approx(0.05 / 61, rel=1e-4)
+    assert (rates[0::2][: rates[1::2].size] == rates[1::2]).all()  # both halves of a generation share it
+    assert (np.diff(rates[0::2]) < 0).all() and np.allclose(np.diff(rates[0::2]), -0.1 / 61)
+    flat = np.asarray(mutation_rates(BPGAParams(mutation_rate=0.03, mutation_end=0.03), 8))
+    assert np.allclose(flat, 0.03)
