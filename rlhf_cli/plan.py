@@ -29,6 +29,7 @@ def plan_command(
     pop_size: Annotated[int, typer.Option(help="Individuals per island.")] = 4,
     window_moves: Annotated[int, typer.Option(help="QIEA children per island that re-solve one window of their attractor's order (fewer than --pop-size).")] = 2,
     population: Annotated[int, typer.Option(help="BPGA: schedules in each of its two populations.")] = 80,
+    restart_after: Annotated[int, typer.Option(help="BPGA: generations without progress before its populations restart (0: never).")] = 15,
     parallel_share: Annotated[float, typer.Option(help="QIEA/BPGA: share of children decoded by the parallel SGS (0..1).")] = 0.25,
     sgs: Annotated[str, typer.Option(help="serial or parallel schedule generation.")] = "serial",
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same plan).")] = 0,
@@ -50,6 +51,7 @@ def plan_command(
     config = SearchConfig(
         algorithm=algorithm, budget=budget, islands=islands, pop_size=pop_size, sgs=sgs, seed=seed,
         window_moves=window_moves, bpga_population=population, parallel_share=parallel_share,
+        bpga_restart_after=restart_after,
     )
     rid = run_id or _run_id()
     root = Lake(lake).root

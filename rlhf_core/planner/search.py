@@ -44,6 +44,9 @@ class SearchConfig(BaseModel):
                               "of their attractor's order instead of observing the Q-bits")
     bpga_population: int = Field(80, ge=4, description="BPGA: schedules in each of its two populations "
                                  "(one half-generation generates this many)")
+    bpga_restart_after: int = Field(15, ge=0, description="BPGA: generations without a better "
+                                    "makespan in its populations before both are re-seeded from "
+                                    "random priorities (the best so far is kept); 0 never restarts")
     parallel_share: float = Field(0.25, ge=0.0, le=1.0, description="QIEA and BPGA with the serial "
                                   "SGS: share of each generation's children whose pass (QIEA: "
                                   "backward pass) is the parallel SGS; the GA baseline stays serial")
@@ -73,7 +76,7 @@ class SearchConfig(BaseModel):
                 "the defaults sgs='serial', fbi=True, or use algorithm qiea/ga"
             )
         return BPGAParams(pop_size=self.bpga_population, window_moves=self.bpga_population // 10,
-                          parallel_share=self.parallel_share)
+                          parallel_share=self.parallel_share, restart_after=self.bpga_restart_after)
 
     def generations(self) -> int:
         """Generations (including the initial one) that fit in the budget.

@@ -19,6 +19,7 @@ from rlhf_core.planner.bpga import (
     init_bpga,
     mutation_rates,
     n_parallel,
+    restart_due,
     run_bpga,
 )
 from rlhf_core.planner.cpm import critical_path
@@ -166,3 +167,49 @@ def test_mutation_rate_falls_linearly_per_generation() -> None:
     assert (np.diff(rates[0::2]) < 0).all() and np.allclose(np.diff(rates[0::2]), -0.1 / 61)
     flat = np.asarray(mutation_rates(BPGAParams(mutation_rate=0.03, mutation_end=0.03), 8))
     assert np.allclose(flat, 0.03)
+
+
+@pytest.mark.parametrize("stalled", [False, True])
+def test_a_stalled_search_restarts_both_populations_and_keeps_its_best(j30, stalled: bool) -> None:
+    proj, arrays, inst = j30
+    params = PARAMS._replace(restart_after=3)
+    state = _run(inst, halves=4)
+    # Mark every member with an impossible makespan of 1: an elitist merge keeps them all, a
+    # restart must drop them all.
+    marked = state._replace(
+        left_ms=jnp.ones_like(state.left_ms), right_ms=jnp.ones_like(state.right_ms),
+        pop_best=jnp.int32(1), stall=jnp.int32(3 if stalled else 2),
+    )
+    assert bool(restart_due(marked, params)) == stalled
+    after = jax.jit(lambda s: run_bpga(inst, s, jax.random.PRNGKey(7), params, 2))(marked)
+    assert int(after.schedules) == int(state.schedules) + 2 * params.pop_size
+    assert int(after.best_ms) <= int(state.best_ms)
+    assert check_schedule(arrays, np.asarray(after.best_starts)[: proj.n_activities], where=proj.name) == int(after.best_ms)
+    left_ms, right_ms = np.asarray(after.left_ms), np.asarray(after.right_ms)
+    if not stalled:
+        assert (left_ms == 1).all() and (right_ms == 1).all()
+        assert int(after.stall) == 3 and int(after.pop_best) == 1
+        return
+    assert (left_ms > 1).all() and (right_ms > 1).all()
+    for pop, pop_ms in ((after.left, left_ms), (after.right, right_ms)):
+        for starts, ms in zip(np.asarray(pop), pop_ms, strict=True):
+            assert check_schedule(arrays, starts[: proj.n_activities], where=proj.name) == ms
+    assert int(after.stall) == 0 and int(after.pop_best) == min(left_ms.min(), right_ms.min())
+    # The fresh right population came from random priorities, not from the marked left one: it
+    # is no copy of the justified left population it would otherwise descend from.
+    old = {tuple(r) for r in np.asarray(state.right)}
+    assert sum(tuple(r) in old for r in np.asarray(after.right)) < params.pop_size // 2
+
+
+def test_stall_counts_generations_without_progress_and_zero_never_restarts(j30) -> None:
+    _, _, inst = j30
+    state = _run(inst, halves=2)
+    never = PARAMS._replace(restart_after=0)
+    assert not bool(restart_due(state._replace(stall=jnp.int32(10**6)), never))
+    stuck = state._replace(pop_best=jnp.int32(1), stall=jnp.int32(0))
+    after = jax.jit(lambda s: run_bpga(inst, s, jax.random.PRNGKey(5), never, 4))(stuck)
+    assert int(after.stall) == 2 and int(after.pop_best) == 1
+    worse = state._replace(pop_best=jnp.int32(10**6), stall=jnp.int32(5))
+    after = jax.jit(lambda s: run_bpga(inst, s, jax.random.PRNGKey(5), never, 2))(worse)
+    assert int(after.stall) == 0
+    assert int(after.pop_best) == min(int(after.left_ms[0]), int(after.right_ms[0]))

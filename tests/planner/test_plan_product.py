@@ -78,7 +78,7 @@ def test_cli_plans_a_psplib_instance(shared_data: Path, wizard_home: Path) -> No
 def test_cli_plans_with_the_bi_population_ga(shared_data: Path, wizard_home: Path) -> None:
     sm = shared_data / "psplib/j30/instances/j301_1.sm"
     args = ["plan", "--psplib", str(sm), "--algorithm", "bpga", "--budget", "400", "--population", "40"]
-    result = CliRunner().invoke(app, [*args, "--run-id", "cli-bpga"])
+    result = CliRunner().invoke(app, [*args, "--restart-after", "2", "--run-id", "cli-bpga"])
     assert result.exit_code == 0, result.output
     rows = Lake(str(wizard_home)).read_table(PLANS, run_id="cli-bpga")
     assert rows.num_rows == 32 and set(rows.column("algorithm").to_pylist()) == {"bpga"}

@@ -41,6 +41,10 @@ def test_generation_count_respects_the_budget() -> None:
     with pytest.raises(PlannerError, match=r"bpga decodes every child with one pass .* sgs='parallel'"):
         SMALL.model_copy(update={"algorithm": "bpga", "sgs": "parallel"}).bpga_params()
     assert SearchConfig(algorithm="bpga", parallel_share=0.5).bpga_params().parallel_share == 0.5
+    assert SearchConfig(algorithm="bpga").bpga_params().restart_after == 15
+    assert SearchConfig(algorithm="bpga", bpga_restart_after=0).bpga_params().restart_after == 0
+    with pytest.raises(ValidationError, match="bpga_restart_after"):
+        SearchConfig(algorithm="bpga", bpga_restart_after=-1)
     assert SearchConfig(parallel_share=0.5).qiea_params().parallel_share == 0.5
     with pytest.raises(ValidationError, match="parallel_share"):
         SearchConfig(algorithm="bpga", parallel_share=1.5)
