@@ -20,9 +20,9 @@ consecutive positions (a decomposition move). The last ``parallel_share`` of the
 decoded by the parallel SGS (non-delay schedules), the rest by the serial one. Each population keeps
 its best ``pop_size`` members among parents and children (elitist).
 
-The elitist populations converge fast: on PSPLIB j30 every member has the same makespan after
-about 1,000 schedules, and most instances that end above their optimum made their last
-improvement by then. So after ``restart_after`` generations without a better makespan in the
+The elitist populations converge fast: on PSPLIB j30 their members hold one makespan after
+about 2,000 schedules, and most instances that end above their optimum made their last
+improvement within the first 1,200. So after ``restart_after`` generations without a better makespan in the
 populations, both are re-seeded (a restart): the next backward half decodes random priorities
 and each half replaces its population instead of merging into it. A restart costs the same
 schedules as any generation and the best schedule found so far is kept aside, so later
