@@ -13,6 +13,7 @@ from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
 from flows.optimize_policy import OptimizePolicyParams, optimize_policy
 from flows.score_responses import ScoreResponsesParams, score_responses_with
 from flows.validate_contract import ValidateContractParams, validate_contract
+from rlhf_core.errors import first_line
 from rlhf_core.io.remote import EndpointConfig
 from tasks.checks import check_scores_quality, verify_scores_with_sql
 from tasks.contract import record_contract_use
@@ -102,7 +103,9 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
         summary = publish_score_summary(params.run_id, params.lake_root, scored["paths"],
                                         ingest=ingest, contract=contract, optimization=optimized)
     except BaseException as exc:
-        finish_run(params.run_id, params.lake_root, "failed", counts, error=str(exc).splitlines()[0][:500])
+        # Ctrl-C / SIGTERM / a cancel raise BaseExceptions that are not failures of the run.
+        status = "failed" if isinstance(exc, Exception) else "cancelled"
+        finish_run(params.run_id, params.lake_root, status, counts, error=first_line(exc))
         raise
     finish_run(params.run_id, params.lake_root, "completed", counts)
     report = build_report(BuildReportParams(run_id=params.run_id, lake_root=params.lake_root))

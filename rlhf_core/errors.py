@@ -11,6 +11,18 @@ class WizardError(Exception):
     """Base class of every error the project raises on purpose."""
 
 
+def first_line(exc: BaseException, limit: int = 500) -> str:
+    """The first non-empty line of ``str(exc)``, or the exception's type name when it has none.
+
+    ``KeyboardInterrupt()`` and many cancellation exceptions carry an empty message; a run record
+    still needs a one-line reason, so the type name stands in for it.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__
+
+
 class ContractError(WizardError):
     """A contract file is invalid (schema, values, references)."""
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 
-from rlhf_core.errors import WizardError
+from rlhf_core.errors import WizardError, first_line
 from rlhf_core.io.fs import is_local, write_bytes_atomic
 from rlhf_core.io.lake import Lake
 from rlhf_core.io.runs import RUNS_SCHEMA, RUNS_TABLE
@@ -124,7 +124,7 @@ def check_lake_writable(lake: Lake) -> Check:
         write_bytes_atomic(lake.fs, probe, b"ok")
         lake.fs.delete_file(probe)
     except _IO_ERRORS as exc:
-        return Check(name, False, f"{lake.root}: {str(exc).splitlines()[0]}",
+        return Check(name, False, f"{lake.root}: {first_line(exc)}",
                      "set RLHF_WIZARD_HOME to a writable directory or URI (or fix its permissions)")
     return Check(name, True, str(lake.root))
 
@@ -156,7 +156,7 @@ def check_lake_tables(lake: Lake) -> list[Check]:
                 try:
                     schema = pq.read_schema(path, filesystem=lake.fs)
                 except _IO_ERRORS as exc:
-                    problem = f"{path}: unreadable ({str(exc).splitlines()[0]})"
+                    problem = f"{path}: unreadable ({first_line(exc)})"
                 else:
                     issue = _schema_problem(table, schema)
                     problem = f"{path}: {issue}" if issue else None
@@ -177,7 +177,7 @@ def check_warehouse(lake: Lake) -> Check:
     try:
         views = Warehouse(lake).refresh_views()
     except _IO_ERRORS as exc:
-        return Check("warehouse", False, str(exc).splitlines()[0],
+        return Check("warehouse", False, first_line(exc),
                      "close processes holding warehouse.duckdb; delete it to rebuild the views")
     return Check("warehouse", True, f"views refreshed: {', '.join(views) or 'none yet'}")
 

@@ -21,7 +21,8 @@ from rlhf_core.errors import LakeError
 from rlhf_core.io.lake import Lake
 
 RUNS_TABLE = "runs"
-STATUSES = ("running", "completed", "failed")
+STATUSES = ("running", "completed", "failed", "cancelled")
+END_STATUSES = STATUSES[1:]
 TRACKED_PACKAGES = (
     "rlhf-contract-wizard", "jax", "jaxlib", "optax", "prefect", "prefect-dask", "dask",
     "distributed", "duckdb", "pyarrow", "pandas", "numpy", "great-expectations", "cryptography",
@@ -42,7 +43,7 @@ RUNS_SCHEMA = pa.schema([
 ], metadata={"description": "one record per run id; JSON columns hold parameters, versions, counts"})
 
 __all__ = [
-    "RUNS_SCHEMA", "RUNS_TABLE", "STATUSES", "RunRecord", "get_run", "list_run_records",
+    "END_STATUSES", "RUNS_SCHEMA", "RUNS_TABLE", "STATUSES", "RunRecord", "get_run", "list_run_records",
     "package_versions", "record_run_end", "record_run_start",
 ]
 
@@ -160,7 +161,7 @@ def record_run_end(
     Args:
         lake: The lake.
         run_id: A run id previously passed to :func:`record_run_start`.
-        status: ``completed`` or ``failed``.
+        status: ``completed``, ``failed`` or ``cancelled`` (SIGINT / SIGTERM / a cancel).
         row_counts: Rows per table or stage, e.g. ``{"ingested": 10, "quarantined": 1}``.
         error: One-line error message for failed runs.
         ended_at: End time (timezone-aware); now by default.
@@ -171,8 +172,9 @@ def record_run_end(
     Raises:
         LakeError: If the status is unknown or the run was never started.
     """
-    if status not in ("completed", "failed"):
-        raise LakeError(f"run {run_id}: end status must be 'completed' or 'failed', got {status!r}")
+    if status not in END_STATUSES:
+        raise LakeError(f"run {run_id}: end status must be one of {', '.join(END_STATUSES)}, "
+                        f"got {status!r}")
     started = get_run(lake, run_id)
     record = replace(started, status=status, ended_at=ended_at or _now(),
                      row_counts={k: int(v) for k, v in (row_counts or {}).items()}, error=error)

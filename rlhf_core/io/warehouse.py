@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from rlhf_core.errors import LakeError
+from rlhf_core.errors import LakeError, first_line
 from rlhf_core.io.fs import is_local
 from rlhf_core.io.lake import PARTITION_KEY, Lake, check_table_name
 
@@ -212,7 +212,7 @@ class Warehouse:
                 return relation.to_arrow_table()
             return _take(relation.to_arrow_reader(min(max(limit, 1), 100_000)), limit)
         except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = first_line(exc)
             raise LakeError(f"query failed: {first}; views: "
                             f"{', '.join(sorted(self._existing_views(con))) or 'none'}") from exc
 

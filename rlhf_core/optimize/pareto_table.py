@@ -29,11 +29,23 @@ from rlhf_core.optimize.tables import scores_to_tensor
 
 
 def lattice_divisions(n_objectives: int, min_weights: int) -> int:
-    """Smallest lattice resolution giving at least ``min_weights`` weight vectors."""
-    d = 1
-    while comb(d + n_objectives - 1, n_objectives - 1) < min_weights:
-        d += 1
-    return d
+    """Smallest lattice resolution giving at least ``min_weights`` weight vectors.
+
+    One objective has exactly one weight vector (``[1.0]``) at every resolution, so the answer is
+    1; the search is bounded by ``min_weights`` divisions, which always suffice for two or more
+    objectives (``C(d + S - 1, S - 1) >= d + 1``).
+
+    Raises:
+        ValueError: ``n_objectives < 1``.
+    """
+    if n_objectives < 1:
+        raise ValueError(f"lattice needs at least one objective, got {n_objectives}")
+    if n_objectives == 1:
+        return 1
+    for d in range(1, max(min_weights, 1) + 1):
+        if comb(d + n_objectives - 1, n_objectives - 1) >= min_weights:
+            return d
+    return max(min_weights, 1)
 
 
 def compute_pareto(

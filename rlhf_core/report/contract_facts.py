@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_core.errors import WizardError
+from rlhf_core.errors import WizardError, first_line
 from rlhf_core.security.audit import AuditEntry
 
 _STATIC_STATUS = {"proved": "proved statically", "refuted": "REFUTED statically",
@@ -114,7 +114,7 @@ def contract_facts(
         try:
             loaded = load_contract(contract_path)
         except WizardError as exc:
-            notes.append(f"the contract file {contract_path} no longer loads: {str(exc).splitlines()[0]}")
+            notes.append(f"the contract file {contract_path} no longer loads: {first_line(exc)}")
             loaded = None
         if loaded is not None:
             if loaded.hash != details.get("hash"):

@@ -59,8 +59,9 @@ def test_list_and_errors(wizard_home: Path) -> None:
     record_run_start(lake, "b", "f", started_at=datetime(2026, 1, 2, tzinfo=UTC))
     record_run_start(lake, "a", "f", started_at=datetime(2026, 1, 3, tzinfo=UTC))
     assert [r.run_id for r in list_run_records(lake)] == ["b", "a"]
-    with pytest.raises(LakeError, match="'completed' or 'failed'"):
+    with pytest.raises(LakeError, match="completed, failed, cancelled"):
         record_run_end(lake, "a", "done")
+    assert record_run_end(lake, "b", "cancelled", error="KeyboardInterrupt").status == "cancelled"
     with pytest.raises(LakeError, match="parameters is not JSON-serialisable"):
         record_run_start(lake, "c", "f", parameters={"x": object()})
 
@@ -69,3 +70,11 @@ def test_package_versions_marks_missing() -> None:
     versions = package_versions(["duckdb", "surely-not-a-package-xyz"])
     assert versions["surely-not-a-package-xyz"] == "not installed"
     assert versions["duckdb"].startswith("2.")
+
+
+def test_first_line_of_an_empty_message_names_the_exception() -> None:
+    from rlhf_core.errors import first_line
+
+    assert first_line(KeyboardInterrupt()) == "KeyboardInterrupt"
+    assert first_line(ValueError("\n  bad value at row 3\nmore")) == "bad value at row 3"
+    assert len(first_line(ValueError("x" * 900))) == 500

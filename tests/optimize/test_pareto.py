@@ -150,3 +150,35 @@ def test_compute_pareto_table_and_summary() -> None:
     assert all(v >= -1e-6 for v in summary["regret"].values())
     assert summary["prompts_without_allowed"] == 2  # prompt 0 (all vetoed) and prompt 5 (clause)
     assert summary["contract"]["weights"]["a"] == pytest.approx(0.5)
+
+
+@pytest.mark.timeout(60)
+def test_lattice_divisions_terminates_for_every_objective_count() -> None:
+    from rlhf_core.optimize.pareto_table import lattice_divisions
+
+    assert lattice_divisions(1, 1000) == 1  # one objective: the lattice is always [1.0]
+    assert lattice_divisions(2, 1000) == 999
+    assert lattice_divisions(3, 1326) == 50
+    with pytest.raises(ValueError, match="at least one objective"):
+        lattice_divisions(0, 10)
+
+
+@pytest.mark.timeout(120)
+def test_compute_pareto_with_one_stakeholder_is_one_point() -> None:
+    import pyarrow as pa
+
+    from rlhf_core.optimize import compute_pareto
+
+    utils, allowed = _problem(p=40, c=3, s=1, seed=2)
+    p_idx, c_idx = np.nonzero(np.ones((40, 3), bool))
+    scores = pa.table({
+        "prompt_id": [f"p{p:03d}" for p in p_idx],
+        "response_id": [f"r{p}-{c}" for p, c in zip(p_idx, c_idx, strict=True)],
+        "reward": utils[p_idx, c_idx, 0], "u_only": utils[p_idx, c_idx, 0],
+        "veto": ~allowed[p_idx, c_idx],
+    })
+    table, summary = compute_pareto(scores, ["only"], contract_weights=[1.0], min_weights=1000)
+    assert summary["n_weights"] == 1
+    assert table.num_rows == 2  # the single lattice point and the contract's own row
+    assert summary["n_front"] == 1  # the "front" of one stakeholder is a single point
+    assert summary["hypervolume"] >= 0
