@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benchmarks.timing import best_of
-from rlhf_core.io.adapters import ingest
-from rlhf_core.io.generator import generate_table, write_synthetic
+from rlhf_core.ingest.adapters import ingest
+from rlhf_core.ingest.generator import generate_table, write_synthetic
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "preferences"
 FILES = {
@@ -89,7 +89,7 @@ def main() -> None:
             f"| generate + write Parquet | {gen_rows:,} | {ours:.2f} | DuckDB COPY range() | {base:.2f} | {ours / base:.2f} | {gen_rows / ours:,.0f} |"
         )
 
-    from rlhf_core.io.quality import check_table
+    from rlhf_core.quality.gx import check_table
 
     small = generate_table(100, seed=1)
     first = best_of(lambda: check_table("responses", small, run_id="bench"))

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.timing import best_of
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.warehouse import Warehouse
+from rlhf_core.lake.store import Lake
+from rlhf_core.lake.warehouse import Warehouse
 from rlhf_core.security.audit import AuditLog
 from rlhf_core.security.audit_verify import verify_audit
 

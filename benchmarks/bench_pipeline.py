@@ -26,7 +26,7 @@ CONTRACT = REPO / "configs" / "contracts" / "demo.yaml"
 
 
 def _data(rows: int) -> list[str]:
-    from rlhf_core.io.generator import write_synthetic
+    from rlhf_core.ingest.generator import write_synthetic
 
     out = REPO / ".wizard" / "bench-data" / f"rows{rows}-seed1"
     if not any(out.glob("part-*.parquet")):
@@ -48,8 +48,8 @@ def _duckdb(paths: list[str], out: Path) -> float:
 
 
 def _flow(paths: list[str], lake: Path, shard_rows: int, run_id: str, address: str | None = None) -> tuple[float, dict]:
-    from flows.runtime import DaskConfig
     from flows.score_responses import ScoreResponsesParams, score_responses_with
+    from ops.runtime import DaskConfig
     from rlhf_core.contract import load_contract
 
     params = ScoreResponsesParams(contract=str(CONTRACT), contract_hash=load_contract(CONTRACT).hash,
@@ -73,7 +73,7 @@ def main() -> None:
     rows = args.rows or (1_000_000 if args.quick else 10_000_000)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     paths = _data(rows)
-    from flows.runtime import prefect_api
+    from ops.runtime import prefect_api
 
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     shard_rows = max(rows // 4, 1)

@@ -1,7 +1,7 @@
 """Remote reward-model scoring: the batched async client vs a naive one-request-per-row loop.
 
 Run: ``python -m benchmarks.bench_remote [--quick]``. Both sides talk to the same real local
-test server (``tests/io/remote/server.py``, a uvicorn subprocess) with 20 ms injected latency per
+test server (``tests/remote/server.py``, a uvicorn subprocess) with 20 ms injected latency per
 request, in one run. The client uses its defaults (TEI format, batch 64, 16 requests in flight,
 lake cache on, cold). The naive loop (``httpx.Client`` with keep-alive, one pair per request) is
 timed on a sample and extrapolated to the full row count, as the table states. The server's hit
@@ -20,8 +20,8 @@ import time
 import httpx
 import pyarrow as pa
 
-from rlhf_core.io.remote import EndpointConfig, score_table_remote
-from tests.io.remote.server import running_server, true_score
+from rlhf_core.remote import EndpointConfig, score_table_remote
+from tests.remote.server import running_server, true_score
 
 LATENCY_S = 0.02
 

@@ -25,9 +25,9 @@ import pyarrow as pa
 
 from benchmarks.timing import best_of
 from rlhf_core.contract import load_contract
-from rlhf_core.io.generator import write_synthetic
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.runs import record_run_end, record_run_start
+from rlhf_core.ingest.generator import write_synthetic
+from rlhf_core.lake.runs import record_run_end, record_run_start
+from rlhf_core.lake.store import Lake
 from rlhf_core.report import build_report, charts
 from rlhf_core.report.collect import collect_run
 from rlhf_core.scoring.score import score_table

@@ -1,5 +1,5 @@
-"""Flow ``contract-pipeline``: validate -> ingest -> [fit] -> score -> verify -> optimize -> summarise
--> report, every step audited."""
+"""Flow ``contract-pipeline``: validate -> ingest -> [fit] -> score -> verify -> optimize ->
+[evaluate against the labels] -> summarise -> report, every step audited."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.build_report import BuildReportParams, build_report
-from flows.config import PipelineConfig
 from flows.fit_reward_models import FitRewardModelsParams, fit_reward_models_with
 from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
 from flows.optimize_policy import OptimizePolicyParams, optimize_policy
 from flows.score_responses import ScoreResponsesParams, score_responses_with
 from flows.validate_contract import ValidateContractParams, validate_contract
+from ops.config import PipelineConfig
 from rlhf_core.errors import first_line
-from rlhf_core.io.remote import EndpointConfig
+from rlhf_core.remote import EndpointConfig
 from tasks.checks import check_scores_quality, verify_scores_with_sql
 from tasks.contract import record_contract_use
+from tasks.evaluate import evaluate_agreement
 from tasks.remote import score_remote
 from tasks.reporting import publish_score_summary
 from tasks.runs import finish_run, start_run
@@ -42,6 +43,9 @@ class ContractPipelineParams(BaseModel):
         optimize: Compute the Pareto front, the constrained KL policy and the DPO pairs.
         kl_cost_column: Scores column the KL policy constrains in expectation.
         kl_budget: The policy's expected-cost budget (None: half the reference policy's).
+        evaluate: Compare the reward with the data's preference labels (``agreement`` and
+            ``disagreements``) whenever the run has labelled pairs.
+        evaluation_resamples: Bootstrap resamples over prompts for the agreement intervals.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -60,6 +64,8 @@ class ContractPipelineParams(BaseModel):
     optimize: bool = True
     kl_cost_column: str = "penalty"
     kl_budget: float | None = Field(default=None, ge=0.0)
+    evaluate: bool = True
+    evaluation_resamples: int = Field(default=1000, ge=0, le=100_000)
 
 
 @flow(name="contract-pipeline", log_prints=True)
@@ -100,6 +106,11 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
             cost_column=params.kl_cost_column, budget=params.kl_budget)) if params.optimize else None)
         if optimized:
             counts["pairs"] = optimized["pairs"]["pairs"]
+        evaluated = (evaluate_agreement(params.contract, params.run_id, params.lake_root,
+                                        n_resamples=params.evaluation_resamples)
+                     if params.evaluate and ingest.get("preferences") else None)
+        if evaluated:
+            counts["evaluated_pairs"] = evaluated["pairs"]
         summary = publish_score_summary(params.run_id, params.lake_root, scored["paths"],
                                         ingest=ingest, contract=contract, optimization=optimized)
     except BaseException as exc:
@@ -110,6 +121,6 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
     finish_run(params.run_id, params.lake_root, "completed", counts)
     report = build_report(BuildReportParams(run_id=params.run_id, lake_root=params.lake_root))
     return {"run_id": params.run_id, "contract": contract, "ingest": ingest, "scores": scored,
-            "optimization": optimized,
+            "optimization": optimized, "agreement": evaluated,
             "quality": quality, "differential": verified, "summary": summary["summary_markdown"],
             "report": report["path"]}

@@ -8,7 +8,7 @@ from typing import Literal
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.runtime import DaskConfig, make_task_runner
+from ops.runtime import DaskConfig, make_task_runner
 from tasks.preference import fit_candidate, select_reward_models
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.runtime import DaskConfig, make_task_runner
+from ops.runtime import DaskConfig, make_task_runner
 from tasks.reporting import publish_score_summary
 from tasks.scoring import plan_score_shards, publish_scores, score_shard
 

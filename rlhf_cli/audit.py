@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-audit_app = typer.Typer(
+app = typer.Typer(
     name="audit",
     help="The append-only, signed audit log: log, verify.",
     no_args_is_help=True,
@@ -21,7 +21,7 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)
 DEFAULT_ROWS = 50
 
 
-@audit_app.command("log")
+@app.command("log")
 def log(
     as_json: Annotated[bool, typer.Option("--json", help="Print entries as a JSON array.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Show only the last N entries "
@@ -55,7 +55,7 @@ def log(
     _out.print(f"[dim]{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} shown[/dim]")
 
 
-@audit_app.command("verify")
+@app.command("verify")
 def verify(
     pubkey: Annotated[list[str] | None, typer.Option(
         "--pubkey", help="Trusted operator public key: a file or 'ed25519:<base64>' (repeatable); "
@@ -68,7 +68,7 @@ def verify(
     Example: rlhf-wizard audit verify --pubkey operator.pub
     """
     from rlhf_core.security.audit_verify import verify_audit
-    from rlhf_core.security.operator_key import key_id_of, parse_public_key
+    from rlhf_core.security.keys import key_id_of, parse_public_key
 
     keys = None
     if pubkey:
@@ -100,8 +100,3 @@ def verify(
         _err.print(f"[red]audit verify FAILED[/red]: {len(report.problems)} problem(s) in {report.path}")
     if not report.ok:
         raise typer.Exit(code=1)
-
-
-def register(app: typer.Typer) -> None:
-    """Attach ``audit log`` and ``audit verify`` to the root app."""
-    app.add_typer(audit_app, name="audit")

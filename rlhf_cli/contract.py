@@ -11,7 +11,7 @@ from rich.console import Console
 
 from rlhf_core.errors import ContractError, SignatureError
 
-contract_app = typer.Typer(
+app = typer.Typer(
     name="contract",
     help="Reward contracts: init, lint, hash, keygen, sign, verify, diff, card.",
     no_args_is_help=True,
@@ -22,11 +22,7 @@ ContractPath = Annotated[Path, typer.Argument(help="Contract YAML file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True))
-
-
-@contract_app.command("init")
+@app.command("init")
 def init(
     path: ContractPath,
     name: Annotated[str, typer.Option(help="Contract name.")] = "helpful-harmless",
@@ -56,7 +52,7 @@ def init(
     _out.print(f"wrote {path}" + (f" and keys in {keys_dir}" if keys else ""))
 
 
-@contract_app.command("lint")
+@app.command("lint")
 def lint(path: ContractPath, as_json: JsonFlag = False) -> None:
     """Load, type-check and statically check a contract (exit 1 on any error).
 
@@ -83,7 +79,7 @@ def lint(path: ContractPath, as_json: JsonFlag = False) -> None:
         raise ContractError(f"{path}: " + "; ".join(result.errors))
 
 
-@contract_app.command("hash")
+@app.command("hash")
 def hash_(path: ContractPath, as_json: JsonFlag = False) -> None:
     """Print the canonical hash (sha256 over RFC 8785 JSON of the normalised contract).
 
@@ -99,7 +95,7 @@ def hash_(path: ContractPath, as_json: JsonFlag = False) -> None:
         typer.echo(contract.hash)
 
 
-@contract_app.command("keygen")
+@app.command("keygen")
 def keygen(
     private_path: Annotated[Path, typer.Argument(help="Encrypted private key file to create.")],
     force: Annotated[bool, typer.Option(help="Overwrite an existing key file.")] = False,
@@ -117,7 +113,7 @@ def keygen(
     typer.echo(public)
 
 
-@contract_app.command("sign")
+@app.command("sign")
 def sign(
     path: ContractPath,
     key: Annotated[Path, typer.Option(help="The stakeholder's encrypted private key.")],
@@ -134,7 +130,7 @@ def sign(
     _out.print(f"signed by {stakeholder}; " + report.summary())
 
 
-@contract_app.command("verify")
+@app.command("verify")
 def verify(path: ContractPath, as_json: JsonFlag = False) -> None:
     """Check every signature and the approval quorum (exit 1 when not approved).
 
@@ -153,7 +149,7 @@ def verify(path: ContractPath, as_json: JsonFlag = False) -> None:
     typer.echo(report.summary())
 
 
-@contract_app.command("diff")
+@app.command("diff")
 def diff(
     old: Annotated[Path, typer.Argument(help="Earlier contract version.")],
     new: Annotated[Path, typer.Argument(help="Later contract version.")],
@@ -181,7 +177,7 @@ def diff(
         check_supersedes(a, b)
 
 
-@contract_app.command("card")
+@app.command("card")
 def card(
     path: ContractPath,
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
@@ -208,7 +204,5 @@ def card(
         _out.print(f"wrote {out}")
 
 
-def register(app: typer.Typer) -> None:
-    """Attach ``rlhf-wizard contract ...`` to the root app."""
-    app.add_typer(contract_app, name="contract")
-
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))

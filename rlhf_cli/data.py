@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-data_app = typer.Typer(
+app = typer.Typer(
     name="data",
     help="Generate synthetic data, ingest datasets through the quality gate, inspect quarantine.",
     no_args_is_help=True,
@@ -39,7 +39,7 @@ def _file_run_id(path: Path, label: str) -> str:
     return f"ingest-{label}-{digest.hexdigest()[:12]}"
 
 
-@data_app.command("generate")
+@app.command("generate")
 def generate(
     rows: Annotated[
         int, typer.Option("--rows", min=1, help="Total responses (up to 1e8).")
@@ -59,7 +59,7 @@ def generate(
     ] = 1_048_576,
 ) -> None:
     """Write deterministic synthetic responses (prompts x candidates) as chunked Parquet."""
-    from rlhf_core.io.generator import write_synthetic
+    from rlhf_core.ingest.generator import write_synthetic
 
     if out is None:
         out = Path(os.environ.get("RLHF_WIZARD_HOME", ".wizard")) / "synthetic"
@@ -76,7 +76,7 @@ def generate(
     _out.print(f"wrote {rows:,} responses in {len(paths)} file(s) under {out} in {seconds:.2f} s")
 
 
-@data_app.command("ingest")
+@app.command("ingest")
 def ingest_command(
     path: Annotated[
         Path,
@@ -106,38 +106,21 @@ def ingest_command(
 
     Tables go to the lake under ``<out>/lake/<table>/run_id=<id>/`` (atomic; re-running the same
     run id replaces its partition); the GX suite summary goes to
-    ``<out>/quality/<id>/summary.json``. When the gate fails, the quarantine is still written so it
+    ``<out>/artifacts/<id>/quality-ingest.json`` (the same write path as a pipeline's ingest). When the gate fails, the quarantine is still written so it
     can be inspected with ``rlhf-wizard data quarantine``, and the command exits non-zero.
     """
     from rlhf_core.errors import DataError
-    from rlhf_core.io.adapters import ingest
-    from rlhf_core.io.gate import IngestGateError, gate_ingest
-    from rlhf_core.io.lake import Lake
+    from rlhf_core.ingest.write import read_source, write_ingest
+    from rlhf_core.lake.store import Lake
 
     if (adapter is None) == (mapping is None):
         raise DataError("give exactly one of --adapter NAME or --mapping FILE")
     label = adapter or "generic"
     run_id = run_id or _file_run_id(path, label)
     lake = Lake(out) if out is not None else Lake.from_env()
-    result = ingest(path, adapter=adapter, mapping=mapping, run_id=run_id)
-    try:
-        gated = gate_ingest(result, run_id=run_id, max_failure_rate=max_failure_rate)
-    except IngestGateError as exc:
-        lake.write_partition("quarantine", run_id, exc.quarantine, exc.quarantine.schema)
-        raise
-    report = json.dumps(gated.summary, indent=2, default=str).encode("utf-8")
-    paths = {
-        "quality_report": lake.write_file_atomic(f"quality/{run_id}/summary.json", report),
-        "responses": lake.write_partition(
-            "responses", run_id, gated.responses, gated.responses.schema
-        ),
-        "preferences": lake.write_partition(
-            "preferences", run_id, gated.preferences, gated.preferences.schema
-        ),
-        "quarantine": lake.write_partition(
-            "quarantine", run_id, gated.quarantine, gated.quarantine.schema
-        ),
-    }
+    result = read_source(path, adapter=adapter, mapping=mapping, run_id=run_id)
+    written = write_ingest(lake, run_id, result, max_failure_rate=max_failure_rate)
+    gated = written.gated
     summary: dict[str, Any] = {
         "run_id": run_id,
         "source": str(path),
@@ -146,7 +129,7 @@ def ingest_command(
         "preferences": gated.preferences.num_rows,
         "quarantined": gated.quarantine.num_rows,
         "duplicates": result.duplicates,
-        "paths": paths,
+        "paths": written.paths,
         "quality": gated.summary,
     }
     if as_json:
@@ -156,11 +139,11 @@ def ingest_command(
         f"run {run_id}: read {summary['rows_read']:,} rows -> {summary['responses']:,} responses, "
         f"{summary['preferences']:,} preferences, {summary['quarantined']:,} quarantined"
     )
-    for table, written in paths.items():
-        _out.print(f"  {table}: {escape(written)}")
+    for table, where in written.paths.items():
+        _out.print(f"  {table}: {escape(where)}")
 
 
-@data_app.command("quarantine")
+@app.command("quarantine")
 def quarantine_command(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Only this run.")] = None,
     lake_dir: Annotated[
@@ -177,11 +160,12 @@ def quarantine_command(
     """Show quarantined rows: where they came from, the rule and the reason."""
     import pyarrow.dataset as ds
 
-    from rlhf_core.io.lake import Lake
+    from rlhf_core.lake import catalog
+    from rlhf_core.lake.store import Lake
 
     lake = Lake(lake_dir) if lake_dir is not None else Lake.from_env()
     where = None if rule is None else ds.field("rule") == rule
-    table = lake.read_table("quarantine", run_id=run_id, filter=where)
+    table = lake.read_table(catalog.Table.QUARANTINE, run_id=run_id, filter=where)
     total = table.num_rows
     rows = table.slice(0, limit).to_pylist()
     if as_json:
@@ -203,6 +187,6 @@ def quarantine_command(
     _out.print(f"[dim]{total} quarantined row{'s' if total != 1 else ''}{shown}[/dim]")
 
 
-def register(app: typer.Typer) -> None:
-    """Attach the ``data`` sub-commands to the root app."""
-    app.add_typer(data_app, name="data")
+def register(root: typer.Typer) -> None:
+    """Attach ``data`` to ``root`` (for tests that build their own root; main.py adds ``app``)."""
+    root.add_typer(app, name="data")

@@ -1,17 +1,23 @@
 """`rlhf-wizard`: the command-line entry point.
 
-Each area registers its commands from its own module (``rlhf_cli/<area>.py`` exposes
-``register(app)``). Errors of the project's own types print as one clear line and exit non-zero.
+Every area is one module, ``rlhf_cli/<area>.py``, with a module-level ``app = typer.Typer(...)``
+and thin ``@app.command("name")`` functions. :data:`AREAS` adds each module's ``app`` to the root:
+nouns (``contract``, ``data``, ``audit``) as named sub-commands, verbs (``run``, ``demo``, ...)
+nameless, so Typer merges their commands into the root. Errors of the project's own types print as
+one clear line and exit non-zero.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from types import ModuleType
 
 import typer
 from rich.console import Console
 
+from rlhf_cli import audit, contract, data, ops, optimize, pipeline, plan, query, report
+from rlhf_cli.pipeline import VerboseFlag, show_library_logs
 from rlhf_core.errors import SourceLocatedError, WizardError
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -28,24 +34,35 @@ app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _register_all() -> None:
-    from rlhf_cli import (
-        audit,
-        contract,
-        data,
-        ops,
-        optimize,
-        pipeline,
-        plan,
-        query,
-        report,
-    )
-
-    for module in (contract, data, pipeline, query, audit, optimize, plan, report, ops):
-        module.register(app)
+AREAS: tuple[tuple[ModuleType, str | None], ...] = (
+    (pipeline, None),  # demo, run
+    (query, None),  # query
+    (optimize, None),  # fit, optimize, export
+    (plan, None),  # plan
+    (report, None),  # report
+    (ops, None),  # deploy, serve, doctor
+    (contract, "contract"),
+    (data, "data"),
+    (audit, "audit"),
+)
+"""Each area's module and its sub-command name (None: its commands join the root), in help order."""
 
 
-_register_all()
+@app.callback()
+def _root(verbose: VerboseFlag = False) -> None:
+    show_library_logs(verbose)
+
+
+def _area_app(module: ModuleType) -> typer.Typer:
+    if hasattr(module, "app"):
+        return module.app
+    legacy = typer.Typer()  # a module still on ``register(root)``: keep its place in the table
+    module.register(legacy)
+    return legacy
+
+
+for _module, _name in AREAS:
+    app.add_typer(_area_app(_module), name=_name)
 
 
 def main() -> None:

@@ -11,9 +11,63 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rlhf_cli.pipeline import VerboseFlag, show_library_logs
+
+app = typer.Typer()
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False)
 _PREFECT_FILE_HELP = "Deployments file (default: deployments/prefect.yaml)."
+
+
+@app.command("deploy")
+def deploy(
+    prefect_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=_PREFECT_FILE_HELP)] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="Only these deployments (flow/deployment); repeatable.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the registered deployments as JSON.")] = False,
+) -> None:
+    """Register the deployments of deployments/prefect.yaml with the Prefect API (PREFECT_API_URL).
+
+    Creates the work pools they target, runs `prefect deploy --all` on the file from the
+    project root with RLHF_WIZARD_HOME made absolute, and checks every deployment is registered.
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard deploy
+    """
+    _deploy(prefect_file, name or [], as_json)
+
+
+@app.command("serve")
+def serve(
+    prefect_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=_PREFECT_FILE_HELP)] = None,
+    interval: Annotated[list[str] | None, typer.Option("--interval", help="NAME=SECONDS: replace that deployment's schedules by an interval (NAME: flow/deployment or flow); repeatable.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Most flow runs executing at once.")] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="List the deployments and exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Serve every deployment from this process so runs start from the UI, the CLI or schedules.
+
+    Reads deployments/prefect.yaml (names, parameters, schedules); runs execute in subprocesses
+    with the project root as working directory. No work pool or worker needed.
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard serve --interval validate-contract=60
+    """
+    show_library_logs(verbose)
+    _serve(prefect_file, interval or [], limit, list_only, as_json)
+
+
+@app.command("doctor")
+def doctor(
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Pipeline preset whose Dask settings to check.")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Check this Dask scheduler (tcp://host:port).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Check the installation: versions, Prefect API, Dask scheduler, lake, warehouse, keys.
+
+    Prints a table with a fix for each failure; exits 1 when any check fails.
+
+    Example: rlhf-wizard doctor --config ops/presets/default.yaml
+    """
+    _doctor(config, dask_address, as_json)
 
 
 def _progress() -> Progress:
@@ -32,9 +86,10 @@ def _schedules_text(schedules: list) -> str:
     return ", ".join(parts) or "on demand"
 
 
-def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -> None:
+def _deploy(prefect_file: Path | None, names: list[str], as_json: bool) -> None:
     """Create the work pools, run ``prefect deploy``, verify every deployment is registered."""
-    from flows.deploy import (
+    from ops.deploy import (
+        ensure_incoming,
         ensure_work_pools,
         export_lake_home,
         list_deployments,
@@ -43,7 +98,7 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
         run_prefect_deploy,
         select_deployments,
     )
-    from flows.deployments import PREFECT_FILE, load_deployments
+    from ops.deployments import PREFECT_FILE, load_deployments
     from rlhf_core.errors import DeploymentError
 
     path = prefect_file or PREFECT_FILE
@@ -58,6 +113,7 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
                                   "see `rlhf-wizard serve --list`")
         progress.advance(step)
         created = ensure_work_pools(wanted)
+        incoming = ensure_incoming(wanted, home)
         progress.advance(step)
         run_prefect_deploy(path, names)
         progress.advance(step)
@@ -68,7 +124,8 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
         raise DeploymentError(f"prefect deploy finished but these are not registered: {'; '.join(missing)}")
     mine = [r for r in registered if (r["entrypoint"], r["name"]) in {(s.entrypoint, s.name) for s in wanted}]
     if as_json:
-        typer.echo(json.dumps({"api": api, "lake_root": home, "pools_created": created, "deployments": [
+        typer.echo(json.dumps({"api": api, "lake_root": home, "pools_created": created,
+                               "incoming": incoming, "deployments": [
             {"name": f"{r['flow_name']}/{r['name']}", "id": r["id"], "work_pool": r.get("work_pool_name"),
              "schedules": [s["schedule"] for s in r.get("schedules", [])]} for r in mine]}, indent=2))
         return
@@ -83,16 +140,19 @@ def deploy_command(prefect_file: Path | None, names: list[str], as_json: bool) -
     _out.print(table)
     if created:
         _out.print(f"Created work pools: {', '.join(created)}.")
+    if incoming:
+        _out.print(f"Input folder: {', '.join(incoming)}; put the deployments' data files there "
+                   "(e.g. helpsteer.jsonl) or pass another path when starting a run.")
     _out.print("Start a worker to run them: prefect worker start --pool rlhf-local "
                "(or serve them without one: rlhf-wizard serve).")
 
 
-def serve_command(prefect_file: Path | None, intervals: list[str], limit: int | None,
+def _serve(prefect_file: Path | None, intervals: list[str], limit: int | None,
                   list_only: bool, as_json: bool) -> None:
     """Serve (or list) the deployments of the file."""
-    from flows.deploy import export_lake_home, require_api_url
-    from flows.deployments import PREFECT_FILE, load_deployments
-    from flows.serve import parse_interval_overrides, serve_all
+    from ops.deploy import export_lake_home, require_api_url
+    from ops.deployments import PREFECT_FILE, load_deployments
+    from ops.serve import parse_interval_overrides, serve_all
 
     path = prefect_file or PREFECT_FILE
     overrides = parse_interval_overrides(intervals)
@@ -117,11 +177,11 @@ def serve_command(prefect_file: Path | None, intervals: list[str], limit: int | 
     serve_all(path, interval_overrides=overrides, limit=limit)
 
 
-def doctor_command(config: Path | None, dask_address: str | None, as_json: bool) -> None:
+def _doctor(config: Path | None, dask_address: str | None, as_json: bool) -> None:
     """Run every check, print the table (or JSON), exit 1 when any failed."""
-    from flows.config import load_pipeline_config
-    from flows.health import check_dask, check_prefect_api
-    from rlhf_core.io.doctor import core_checks
+    from ops.config import load_pipeline_config
+    from ops.doctor import core_checks
+    from ops.health import check_dask, check_prefect_api
 
     settings = load_pipeline_config(config)
     if dask_address:
@@ -148,53 +208,3 @@ def doctor_command(config: Path | None, dask_address: str | None, as_json: bool)
         _out.print(f"{len(failed)} of {len(rows)} checks failed." if failed else "All checks passed.")
     if failed:
         raise typer.Exit(code=1)
-
-
-def register(app: typer.Typer) -> None:
-    """Attach ``deploy``, ``serve`` and ``doctor``."""
-
-    @app.command()
-    def deploy(
-        prefect_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=_PREFECT_FILE_HELP)] = None,
-        name: Annotated[list[str] | None, typer.Option("--name", help="Only these deployments (flow/deployment); repeatable.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the registered deployments as JSON.")] = False,
-    ) -> None:
-        """Register the deployments of deployments/prefect.yaml with the Prefect API (PREFECT_API_URL).
-
-        Creates the work pools they target, runs `prefect deploy --all` on the file from the
-        project root with RLHF_WIZARD_HOME made absolute, and checks every deployment is registered.
-
-        Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard deploy
-        """
-        deploy_command(prefect_file, name or [], as_json)
-
-    @app.command()
-    def serve(
-        prefect_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=_PREFECT_FILE_HELP)] = None,
-        interval: Annotated[list[str] | None, typer.Option("--interval", help="NAME=SECONDS: replace that deployment's schedules by an interval (NAME: flow/deployment or flow); repeatable.")] = None,
-        limit: Annotated[int | None, typer.Option(min=1, help="Most flow runs executing at once.")] = None,
-        list_only: Annotated[bool, typer.Option("--list", help="List the deployments and exit.")] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
-    ) -> None:
-        """Serve every deployment from this process so runs start from the UI, the CLI or schedules.
-
-        Reads deployments/prefect.yaml (names, parameters, schedules); runs execute in subprocesses
-        with the project root as working directory. No work pool or worker needed.
-
-        Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard serve --interval validate-contract=60
-        """
-        serve_command(prefect_file, interval or [], limit, list_only, as_json)
-
-    @app.command()
-    def doctor(
-        config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Pipeline preset whose Dask settings to check.")] = None,
-        dask_address: Annotated[str | None, typer.Option(help="Check this Dask scheduler (tcp://host:port).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
-    ) -> None:
-        """Check the installation: versions, Prefect API, Dask scheduler, lake, warehouse, keys.
-
-        Prints a table with a fix for each failure; exits 1 when any check fails.
-
-        Example: rlhf-wizard doctor --config configs/pipelines/default.yaml
-        """
-        doctor_command(config, dask_address, as_json)

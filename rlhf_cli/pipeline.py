@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -13,10 +15,69 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
+DEMO_CONTRACT = Path(str(resources.files("rlhf_cli") / "examples" / "demo.yaml"))
+"""The demo's contract, shipped as package data (a copy of ``configs/contracts/demo.yaml``)."""
 
+app = typer.Typer()
 _out = Console(highlight=False)
+
+VerboseFlag = Annotated[bool, typer.Option(
+    "--verbose", help="Also show Dask (distributed) and Great Expectations INFO logs on the console.")]
+
+
+@app.command("demo")
+def demo(
+    rows: Annotated[int, typer.Option(help="Responses to generate.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Generate data and run the whole contract pipeline on it, locally.
+
+    Example: rlhf-wizard demo --rows 100000
+    """
+    from rlhf_core.ingest.generator import write_synthetic
+
+    show_library_logs(verbose)
+    started = time.perf_counter()
+    run_id = _run_id("demo")
+    data_dir = Path(".wizard").resolve() / "demo-data" / f"rows{rows}-seed{seed}"
+    if "://" not in lake_root_path():
+        data_dir = Path(lake_root_path()) / "demo-data" / f"rows{rows}-seed{seed}"
+    if not any(data_dir.glob("*.parquet")):
+        write_synthetic(data_dir, rows, seed)
+    _out.print(f"Generated {rows} responses in {data_dir}; running contract-pipeline as {run_id} …")
+    result = run_pipeline(DEMO_CONTRACT, data_dir, adapter=None, mapping=None, run_id=run_id,
+                          dry_run=False, config=None, dask_address=None, workers=workers)
+    _print_result(result, started, as_json)
+
+
+@app.command("run")
+def run(
+    contract: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Contract YAML.")],
+    data: Annotated[Path, typer.Option(exists=True, help="Data file or directory.")],
+    adapter: Annotated[str | None, typer.Option(help="helpsteer | pku_saferlhf | ultrafeedback | hh_rlhf | generic")] = None,
+    mapping: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Mapping file (generic adapter).")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: run-<timestamp>).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Allow an unapproved contract.")] = False,
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Pipeline preset YAML.")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://host:port.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local Dask worker processes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Run the contract pipeline on any data.
+
+    Example: rlhf-wizard run --contract configs/contracts/helpsteer.yaml
+    --data helpsteer_train.jsonl --adapter helpsteer
+    """
+    show_library_logs(verbose)
+    started = time.perf_counter()
+    result = run_pipeline(contract, data, adapter=adapter, mapping=mapping,
+                          run_id=run_id or _run_id("run"), dry_run=dry_run, config=config,
+                          dask_address=dask_address, workers=workers)
+    _print_result(result, started, as_json)
 
 
 def _run_id(prefix: str) -> str:
@@ -24,7 +85,7 @@ def _run_id(prefix: str) -> str:
 
 
 def lake_root_path() -> str:
-    from rlhf_core.io.lake import Lake
+    from rlhf_core.lake.store import Lake
 
     root = Lake.from_env().root
     return root if "://" in root else str(Path(root).resolve())
@@ -70,9 +131,9 @@ def run_pipeline(
     workers: int | None,
 ) -> dict:
     """Run ``contract-pipeline`` on one Prefect API (temporary unless configured) and return it."""
-    from flows.config import load_pipeline_config
     from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
-    from flows.runtime import prefect_api
+    from ops.config import load_pipeline_config
+    from ops.runtime import prefect_api
 
     settings = load_pipeline_config(config)
     if dask_address:
@@ -105,54 +166,13 @@ def _print_result(result: dict, started: float, as_json: bool) -> None:
     _out.print("  audit:      rlhf-wizard audit log; rlhf-wizard audit verify")
 
 
-def register(app: typer.Typer) -> None:
-    """Attach ``demo`` and ``run``."""
+def show_library_logs(verbose: bool) -> None:
+    """``--verbose``: let Dask and GX INFO logs reach the console, here and in child processes.
 
-    @app.command()
-    def demo(
-        rows: Annotated[int, typer.Option(help="Responses to generate.")] = 100_000,
-        seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
-        workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    ) -> None:
-        """Generate data and run the whole contract pipeline on it, locally.
+    Sets ``RLHF_WIZARD_VERBOSE``, which :func:`ops.runtime.quiet_library_logs` reads when a run
+    starts; without the flag the variable is left as the environment has it.
+    """
+    if verbose:
+        from ops.runtime import VERBOSE_ENV
 
-        Example: rlhf-wizard demo --rows 100000
-        """
-        from rlhf_core.io.generator import write_synthetic
-
-        started = time.perf_counter()
-        run_id = _run_id("demo")
-        data_dir = Path(".wizard").resolve() / "demo-data" / f"rows{rows}-seed{seed}"
-        if "://" not in lake_root_path():
-            data_dir = Path(lake_root_path()) / "demo-data" / f"rows{rows}-seed{seed}"
-        if not any(data_dir.glob("*.parquet")):
-            write_synthetic(data_dir, rows, seed)
-        _out.print(f"Generated {rows} responses in {data_dir}; running contract-pipeline as {run_id} …")
-        result = run_pipeline(DEMO_CONTRACT, data_dir, adapter=None, mapping=None, run_id=run_id,
-                              dry_run=False, config=None, dask_address=None, workers=workers)
-        _print_result(result, started, as_json)
-
-    @app.command()
-    def run(
-        contract: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Contract YAML.")],
-        data: Annotated[Path, typer.Option(exists=True, help="Data file or directory.")],
-        adapter: Annotated[str | None, typer.Option(help="helpsteer | pku_saferlhf | ultrafeedback | hh_rlhf | generic")] = None,
-        mapping: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Mapping file (generic adapter).")] = None,
-        run_id: Annotated[str | None, typer.Option(help="Run id (default: run-<timestamp>).")] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Allow an unapproved contract.")] = False,
-        config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Pipeline preset YAML.")] = None,
-        dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://host:port.")] = None,
-        workers: Annotated[int | None, typer.Option(help="Local Dask worker processes.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    ) -> None:
-        """Run the contract pipeline on any data.
-
-        Example: rlhf-wizard run --contract configs/contracts/helpsteer.yaml
-        --data ../shared/data/preferences/helpsteer_train500.jsonl --adapter helpsteer
-        """
-        started = time.perf_counter()
-        result = run_pipeline(contract, data, adapter=adapter, mapping=mapping,
-                              run_id=run_id or _run_id("run"), dry_run=dry_run, config=config,
-                              dask_address=dask_address, workers=workers)
-        _print_result(result, started, as_json)
+        os.environ[VERBOSE_ENV] = "1"

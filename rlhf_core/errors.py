@@ -78,6 +78,20 @@ class ContractSchemaError(SourceLocatedError):
     """A contract YAML document whose structure or values are invalid (names the YAML path)."""
 
 
+class ConfigError(WizardError):
+    """A configuration file or option is invalid (pipeline presets, ``prefect.yaml``, CLI options).
+
+    Args:
+        message: What failed and what to do.
+        where: The file (optionally ``file:line:col``) or ``<command line>``; None if unknown.
+    """
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
 class SignatureError(WizardError):
     """A signature, key or approval quorum check failed."""
 

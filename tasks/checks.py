@@ -10,9 +10,9 @@ from prefect import task
 
 from rlhf_core.contract import load_contract
 from rlhf_core.errors import DataError
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.quality import check_table
-from rlhf_core.io.verify_scores import compare_scores_with_sql
+from rlhf_core.lake.store import Lake
+from rlhf_core.quality.gx import check_table
+from rlhf_core.scoring.verify import compare_scores_with_sql
 from tasks.policies import IO_RETRY_OPTIONS
 
 

@@ -10,7 +10,7 @@ from prefect.logging import get_run_logger
 from rlhf_core.contract import load_contract
 from rlhf_core.contract.lint import lint_contract
 from rlhf_core.errors import ContractError, SignatureError
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.security.approval import verify
 from rlhf_core.security.audit import AuditLog
 

@@ -11,15 +11,15 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from rlhf_core.contract import load_contract
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.score_schema import SELECTIONS_SCHEMA, quantifier_columns
+from rlhf_core.lake.catalog import PAIRS_SCHEMA, SELECTIONS_SCHEMA, Table
+from rlhf_core.lake.store import Lake
 from rlhf_core.optimize import (
-    PAIRS_SCHEMA,
     KLPolicyConfig,
     compute_pareto,
     optimize_policy,
     select_pairs_table,
 )
+from rlhf_core.scoring.schema import quantifier_columns
 from tasks.policies import IO_RETRY_OPTIONS
 
 
@@ -33,11 +33,11 @@ def compute_pareto_front(contract_path: str, run_id: str, lake_root: str) -> dic
     lake = Lake(lake_root)
     program = load_contract(contract_path).program
     table, summary = compute_pareto(
-        lake.read_run("scores", run_id), [s.name for s in program.stakeholders],
+        lake.read_run(Table.SCORES, run_id), [s.name for s in program.stakeholders],
         contract_weights=[s.weight for s in program.stakeholders],
         prompt_clauses=quantifier_columns(program),
     )
-    lake.write_partition("pareto", run_id, table, table.schema)
+    lake.write_partition(Table.PARETO, run_id, table, table.schema)
     _save_json(lake, run_id, "pareto", summary)
     is_contract = pc.equal(table["kind"], "contract")
     front = pa.concat_tables([table.filter(is_contract),
@@ -61,7 +61,7 @@ def solve_kl_policy(contract_path: str, run_id: str, lake_root: str, cost_column
     lake = Lake(lake_root)
     contract = load_contract(contract_path)
     program = contract.program
-    scores = lake.read_run("scores", run_id)
+    scores = lake.read_run(Table.SCORES, run_id)
     cost = pc.cast(scores[cost_column], pa.float32())
     scores = scores.set_column(scores.schema.get_field_index(cost_column), cost_column, cost)
     if budget is None:
@@ -71,7 +71,7 @@ def solve_kl_policy(contract_path: str, run_id: str, lake_root: str, cost_column
         scores, cost_column, budget, KLPolicyConfig(beta=contract.spec.selection.kl_beta),
         prompt_clauses=quantifier_columns(program),
     )
-    lake.write_partition("selections", run_id, selections.cast(SELECTIONS_SCHEMA), SELECTIONS_SCHEMA)
+    lake.write_partition(Table.SELECTIONS, run_id, selections.cast(SELECTIONS_SCHEMA), SELECTIONS_SCHEMA)
     summary = {**summary, "budget": budget, "cost_column": cost_column, "beta": contract.spec.selection.kl_beta}
     _save_json(lake, run_id, "kl_policy", summary)
     return summary
@@ -84,13 +84,13 @@ def export_dpo_pairs(contract_path: str, run_id: str, lake_root: str) -> dict[st
     contract = load_contract(contract_path)
     selection = contract.spec.selection
     pairs, counts = select_pairs_table(
-        lake.read_run("scores", run_id), lake.read_run("responses", run_id),
+        lake.read_run(Table.SCORES, run_id), lake.read_run(Table.RESPONSES, run_id),
         selection.pairing, margin=selection.min_margin, seed=selection.seed,
         prompt_clauses=quantifier_columns(contract.program), contract_hash=contract.hash, run_id=run_id,
     )
     pairs = pairs.drop_columns(["run_id"])
     schema = PAIRS_SCHEMA.append(pa.field("contract_hash", pa.string()))
-    path = lake.write_partition("pairs", run_id, pairs, schema,
+    path = lake.write_partition(Table.PAIRS, run_id, pairs, schema,
                                 metadata={"rlhf_wizard.contract_hash": contract.hash})
     _save_json(lake, run_id, "pairs", counts)
     return {**counts, "path": path}

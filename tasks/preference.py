@@ -16,10 +16,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import task
 
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.catalog import METRICS_SCHEMA, MODEL_SCHEMA, Table, spec
+from rlhf_core.lake.store import Lake
 from rlhf_core.preference import (
-    METRICS_SCHEMA,
-    MODEL_SCHEMA,
     FitConfig,
     RewardModelConfig,
     fit_reward_models,
@@ -27,7 +26,8 @@ from rlhf_core.preference import (
 )
 from tasks.policies import IO_RETRY_OPTIONS
 
-CANDIDATES, METRICS, MODELS = "reward_model_candidates", "reward_model_metrics", "reward_models"
+CANDIDATES, METRICS, MODELS = (Table.REWARD_MODEL_CANDIDATES, Table.REWARD_MODEL_METRICS,
+                               Table.REWARD_MODELS)
 
 
 @task(name="fit-reward-model-candidate", **IO_RETRY_OPTIONS)
@@ -39,10 +39,10 @@ def fit_candidate(run_id: str, lake_root: str, index: int, criterion: str, seed:
     config = RewardModelConfig(criteria=(criterion,), numeric_columns=tuple(numeric_columns),
                                fit=FitConfig(optimizer=optimizer, hidden=hidden, l2=l2), l2_grid=(l2,),
                                k_folds=k_folds, seeds=(seed,), ties=ties)
-    models, metrics = fit_reward_models(lake.read_run("responses", run_id),
-                                        lake.read_run("preferences", run_id), config)
+    models, metrics = fit_reward_models(lake.read_run(Table.RESPONSES, run_id),
+                                        lake.read_run(Table.PREFERENCES, run_id), config)
     models = models.append_column("seed", pa.array([seed] * models.num_rows, pa.int32()))
-    lake.write_part(CANDIDATES, run_id, models, MODEL_SCHEMA.append(pa.field("seed", pa.int32())),
+    lake.write_part(CANDIDATES, run_id, models, spec(CANDIDATES).schema,
                     part=index, staged=True)
     lake.write_part(METRICS, run_id, metrics, METRICS_SCHEMA, part=index, staged=True)
     val = metrics.filter(pc.and_(pc.equal(metrics["split"], "val"), pc.greater_equal(metrics["fold"], 0)))
@@ -66,12 +66,12 @@ def select_reward_models(run_id: str, lake_root: str, candidates: list[dict[str,
             .slice(0, 1) for c in best.values()]
     models = pa.concat_tables(rows).drop_columns(["seed"]).cast(MODEL_SCHEMA)
     lake.write_partition(MODELS, run_id, models, MODEL_SCHEMA)
-    paths = lake.part_paths("responses", run_id)
-    lake.discard_staging("responses", run_id)
+    paths = lake.part_paths(Table.RESPONSES, run_id)
+    lake.discard_staging(Table.RESPONSES, run_id)
     for index, path in enumerate(paths):
         scored = score_responses(pq.read_table(path), models)
-        lake.write_part("responses", run_id, scored, scored.schema, part=index, staged=True)
-    lake.commit_partition("responses", run_id, expected_parts=len(paths))
+        lake.write_part(Table.RESPONSES, run_id, scored, scored.schema, part=index, staged=True)
+    lake.commit_partition(Table.RESPONSES, run_id, expected_parts=len(paths))
     return {"models": best,
-            "columns": [f"rm_{c}" for c in best], "response_paths": lake.part_paths("responses", run_id)}
+            "columns": [f"rm_{c}" for c in best], "response_paths": lake.part_paths(Table.RESPONSES, run_id)}
 

@@ -1,7 +1,7 @@
 """Task ``score-remote``: add a remote reward model's score column to a run's ``responses``.
 
 The task reads the run's ``responses`` partition, scores all its parts in one call to
-:func:`rlhf_core.io.remote.score_table_remote` (batched, retried, breaker-guarded, cached in the
+:func:`rlhf_core.remote.score_table_remote` (batched, retried, breaker-guarded, cached in the
 lake's ``score_cache``), rewrites every part with the new column under the same part number (staged,
 then committed all at once, so the part paths downstream tasks hold stay valid) and publishes the
 quarantined rows to ``score_quarantine``. The client already retries transient HTTP failures itself, so the
@@ -18,17 +18,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.remote import (
-    QUARANTINE_SCHEMA,
+from rlhf_core.lake.catalog import SCORE_QUARANTINE_SCHEMA, Table
+from rlhf_core.lake.store import Lake
+from rlhf_core.remote import (
     EndpointConfig,
     ScoreCache,
     attach_scores,
     score_table_remote,
 )
 
-RESPONSES = "responses"
-SCORE_QUARANTINE = "score_quarantine"
+RESPONSES = Table.RESPONSES
+SCORE_QUARANTINE = Table.SCORE_QUARANTINE
 
 
 def _secret(block_name: str | None) -> str | None:
@@ -56,7 +56,7 @@ def score_remote(
             over ``endpoint.token_env``).
 
     Returns:
-        The run's counters (:class:`~rlhf_core.io.remote.RemoteScoringStats` as a dict) plus the
+        The run's counters (:class:`~rlhf_core.remote.RemoteScoringStats` as a dict) plus the
         score column name and the rewritten ``responses`` part paths (unchanged names).
     """
     config = EndpointConfig.model_validate(endpoint)
@@ -77,5 +77,5 @@ def score_remote(
         lake.write_part(RESPONSES, run_id, scored, scored.schema, part=number, staged=True)
         offset += part.num_rows
     published = lake.commit_partition(RESPONSES, run_id)
-    lake.write_partition(SCORE_QUARANTINE, run_id, quarantine, QUARANTINE_SCHEMA)
+    lake.write_partition(SCORE_QUARANTINE, run_id, quarantine, SCORE_QUARANTINE_SCHEMA)
     return {**stats.as_dict(), "score_column": config.score_column, "response_paths": published}

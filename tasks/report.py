@@ -9,7 +9,7 @@ import pyarrow.fs as pafs
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.report import build_report, latest_run_id, report_markdown
 from tasks.policies import IO_RETRY_OPTIONS
 

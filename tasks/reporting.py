@@ -8,8 +8,8 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from rlhf_core.io.score_stats import score_stats
 from rlhf_core.report.summary import render_score_summary, score_table_rows
+from rlhf_core.scoring.stats import score_stats
 from tasks.policies import IO_RETRY_OPTIONS
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import task
 
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.runs import record_run_end, record_run_start
-from rlhf_core.io.warehouse import Warehouse
+from rlhf_core.lake.runs import record_run_end, record_run_start
+from rlhf_core.lake.store import Lake
+from rlhf_core.lake.warehouse import Warehouse
 from rlhf_core.security.audit import AuditLog
 from tasks.policies import IO_RETRY_OPTIONS
 

@@ -15,13 +15,14 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
 from rlhf_core.contract import load_contract
 from rlhf_core.errors import ContractError
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.score_schema import score_input_columns, scores_schema
-from rlhf_core.io.shards import Shard, list_pieces, plan_shards, read_shard
+from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.store import Lake
 from rlhf_core.scoring import score_table
+from rlhf_core.scoring.schema import score_input_columns, scores_schema
+from rlhf_core.scoring.shards import Shard, list_pieces, plan_shards, read_shard
 from tasks.policies import IO_RETRY_OPTIONS
 
-SCORES = "scores"
+SCORES = Table.SCORES
 
 
 @task(name="plan-shards", **IO_RETRY_OPTIONS)

@@ -1,4 +1,5 @@
-"""The five aggregation rules of a reward contract (DESIGN §3), as pure array functions.
+"""The five aggregation rules of a reward contract (docs/contracts.md#aggregation-rules), as
+pure array functions.
 
 Every rule maps a utility matrix ``u`` of shape ``[rows, k]`` (float32; column ``i`` is
 stakeholder ``i`` in declaration order) to a reward vector ``[rows]``. The functions accept

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
+from rlhf_core.contract.hashing import contract_hash
 from rlhf_core.contract.legal_blocks import check_clauses, check_expr, parse_clauses, parse_expr
 from rlhf_core.contract.legal_blocks.ast import Clause, Expr
 from rlhf_core.contract.loader import SourceMap, load_spec, parse_yaml, validate_spec
@@ -42,8 +43,6 @@ class LoadedContract:
     @cached_property
     def hash(self) -> str:
         """The canonical contract hash ``sha256:<hex>`` (see :mod:`rlhf_core.contract.hashing`)."""
-        from rlhf_core.contract.hashing import contract_hash
-
         return contract_hash(self)
 
 

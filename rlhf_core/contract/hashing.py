@@ -12,14 +12,29 @@ References:
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Protocol
 
 import rfc8785
 
-from rlhf_core.contract.build import LoadedContract
 from rlhf_core.contract.legal_blocks import format_clause, format_expr
+from rlhf_core.contract.program import ContractProgram
+from rlhf_core.contract.spec import ContractSpec
 
 HASH_PREFIX = "sha256:"
+
+
+class LoadedContract(Protocol):
+    """What hashing needs of a contract: its validated spec and compiled program.
+
+    :class:`rlhf_core.contract.build.LoadedContract` satisfies it; hashing depends on this shape,
+    not on the loader, so the loader can hash without an import cycle.
+    """
+
+    @property
+    def spec(self) -> ContractSpec: ...
+
+    @property
+    def program(self) -> ContractProgram: ...
 
 
 def canonical_clauses(contract: LoadedContract) -> list[str]:

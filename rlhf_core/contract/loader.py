@@ -240,7 +240,7 @@ def _error_message(err: Mapping[str, Any]) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid value"))
     if kind == "extra_forbidden":
-        return "unknown key; remove it or fix its spelling (see DESIGN §3 for the contract keys)"
+        return "unknown key; remove it or fix its spelling (keys: docs/contracts.md#file-format)"
     if kind == "missing":
         return "required key is missing; add it"
     if kind in ("int_type", "float_type"):

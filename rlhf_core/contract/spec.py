@@ -1,4 +1,4 @@
-"""Pydantic models of the contract YAML file (DESIGN §3).
+"""Pydantic models of the contract YAML file (docs/contracts.md#file-format).
 
 The models validate structure and values only; Legal-Blocks text (utilities, clauses) stays a
 string here and is parsed and type-checked by :func:`rlhf_core.contract.build.build_program`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 _TEMPLATE = """\
-# Reward contract (DESIGN §3). Lint: rlhf-wizard contract lint {file_hint}
+# Reward contract (format: docs/contracts.md). Lint: rlhf-wizard contract lint {file_hint}
 contract: {name}
 version: 1.0.0
 description: >

@@ -26,7 +26,6 @@ from rlhf_core.optimize.pareto import (
 )
 from rlhf_core.optimize.pareto_table import compute_pareto
 from rlhf_core.optimize.tables import (
-    PAIRS_SCHEMA,
     ScoreTensor,
     optimize_policy,
     scores_to_tensor,
@@ -34,7 +33,6 @@ from rlhf_core.optimize.tables import (
 )
 
 __all__ = [
-    "PAIRS_SCHEMA",
     "SNES",
     "STRATEGIES",
     "Hypervolume",

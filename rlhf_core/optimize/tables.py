@@ -2,7 +2,7 @@
 
 The ``scores`` table (one row per response) carries ``prompt_id``, ``response_id``, ``reward``,
 ``u_<stakeholder>`` utility columns and a boolean ``veto`` (the schema of
-``rlhf_core.io.score_schema``). A prompt fails its FORALL / EXISTS clauses when any of its rows has
+``rlhf_core.scoring.schema``). A prompt fails its FORALL / EXISTS clauses when any of its rows has
 True in one of the ``prompt_clauses`` columns (the ``v_<label>`` violation flags of the quantified
 clauses) or False in an optional ``prompt_ok`` column. Rows are pivoted into padded ``[prompts, candidates]`` arrays
 (prompts sorted by id, candidates in input order).
@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rlhf_core.errors import SchemaMismatchError
+from rlhf_core.lake.catalog import PAIRS_SCHEMA
 from rlhf_core.optimize.kl_policy import KLPolicyConfig, check_policy, make_kl_policy
 from rlhf_core.optimize.pairs import Strategy, select_pairs
 
@@ -93,22 +94,6 @@ def scores_to_tensor(
         response_ids=np.where(valid, rids[take], None),
         row=row,
     )
-
-
-PAIRS_SCHEMA = pa.schema(
-    [
-        ("prompt", pa.string()),
-        ("chosen", pa.string()),
-        ("rejected", pa.string()),
-        ("prompt_id", pa.string()),
-        ("chosen_id", pa.string()),
-        ("rejected_id", pa.string()),
-        ("chosen_reward", pa.float32()),
-        ("rejected_reward", pa.float32()),
-        ("margin", pa.float32()),
-        ("strategy", pa.string()),
-    ]
-)
 
 
 def select_pairs_table(

@@ -18,13 +18,11 @@ from rlhf_core.preference.model import (
     reward,
 )
 from rlhf_core.preference.pipeline import (
-    METRICS_SCHEMA,
     RewardModelConfig,
     fit_reward_models,
     score_responses,
 )
 from rlhf_core.preference.serialize import (
-    MODEL_SCHEMA,
     RewardModel,
     models_from_table,
     models_to_table,
@@ -32,8 +30,6 @@ from rlhf_core.preference.serialize import (
 from rlhf_core.preference.splits import grouped_kfold, grouped_split
 
 __all__ = [
-    "METRICS_SCHEMA",
-    "MODEL_SCHEMA",
     "FeaturizerConfig",
     "FitConfig",
     "FitResult",

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from rlhf_core.errors import DataError
+from rlhf_core.lake.catalog import METRICS_SCHEMA
 from rlhf_core.preference.dataset import (
     Standardiser,
     build_pairs,
@@ -62,21 +63,6 @@ class RewardModelConfig:
     early_stopping_fraction: float = 0.15
 
 
-METRICS_SCHEMA = pa.schema(
-    [
-        ("criterion", pa.string()),
-        ("l2", pa.float64()),
-        ("seed", pa.int32()),
-        ("fold", pa.int32()),
-        ("split", pa.string()),
-        ("accuracy", pa.float64()),
-        ("log_loss", pa.float64()),
-        ("ece", pa.float64()),
-        ("n_pairs", pa.int64()),
-        ("steps", pa.int32()),
-        ("converged", pa.bool_()),
-    ]
-)
 
 
 def _train_standardiser(feats: np.ndarray, data: PairData, train: np.ndarray, start: int) -> Standardiser:

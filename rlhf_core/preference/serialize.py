@@ -16,26 +16,10 @@ import numpy as np
 import pyarrow as pa
 
 from rlhf_core.errors import SchemaMismatchError
+from rlhf_core.lake.catalog import MODEL_SCHEMA
 from rlhf_core.preference.dataset import Standardiser
 from rlhf_core.preference.features import FeaturizerConfig
 from rlhf_core.preference.model import Head, LinearHead, MLPHead
-
-MODEL_SCHEMA = pa.schema(
-    [
-        ("criterion", pa.string()),
-        ("model_id", pa.string()),
-        ("hidden", pa.int32()),
-        ("l2", pa.float64()),
-        ("featurizer", pa.string()),
-        ("numeric_columns", pa.list_(pa.string())),
-        ("dense_start", pa.int32()),
-        ("std_mean", pa.list_(pa.float32())),
-        ("std_scale", pa.list_(pa.float32())),
-        ("param_names", pa.list_(pa.string())),
-        ("param_shapes", pa.list_(pa.list_(pa.int32()))),
-        ("param_values", pa.list_(pa.list_(pa.float32()))),
-    ]
-)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 from rlhf_core.errors import LakeError
-from rlhf_core.io.lake import Lake, check_run_id
-from rlhf_core.io.runs import list_run_records
+from rlhf_core.lake.runs import list_run_records
+from rlhf_core.lake.store import Lake, check_run_id
 from rlhf_core.report.collect import RunReportData, collect_run
 from rlhf_core.report.render import render_html
 from rlhf_core.security.audit import AuditLog
@@ -81,7 +81,8 @@ def build_report(lake: Lake, run_id: str, *, audit: bool = True) -> ReportResult
     if audit:
         AuditLog(lake).append("report_written", run_id, {"path": path, "sha256": digest, "bytes": len(html)})
     sections = {"pareto": data.pareto is not None, "policy": data.policy is not None,
-                "pairs": data.pairs is not None, "plan": data.plan is not None}
+                "pairs": data.pairs is not None, "plan": data.plan is not None,
+                "agreement": data.agreement is not None}
     return ReportResult(run_id, path, len(html), digest, time.perf_counter() - started, sections, data)
 
 

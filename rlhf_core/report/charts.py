@@ -169,3 +169,39 @@ def pareto_front(
         if k == 0:
             ax.legend(fontsize=7, loc="best")
     return _png(fig)
+
+
+def agreement_bars(rows: Sequence[Mapping[str, object]]) -> bytes:
+    """Accuracy of each signal against the labels, with its bootstrap interval, per criterion.
+
+    Args:
+        rows: ``signal`` rows of the ``agreement`` table (``criterion``, ``name``, ``kind``,
+            ``accuracy``, ``ci_low``, ``ci_high``); rows without an accuracy are skipped.
+
+    Returns:
+        PNG bytes: one horizontal bar per (criterion, signal), the contract's reward in orange, a
+        dashed line at 0.5 (a coin flip).
+    """
+    shown = [r for r in rows if r.get("accuracy") is not None and r.get("kind") != "best_input"]
+    labels = [f"{r['criterion']}: {r['name']}" for r in shown]
+    acc = np.asarray([float(r["accuracy"]) for r in shown], dtype=float)
+    low = np.asarray([float(r["ci_low"]) if r.get("ci_low") is not None else a
+                      for r, a in zip(shown, acc, strict=True)])
+    high = np.asarray([float(r["ci_high"]) if r.get("ci_high") is not None else a
+                       for r, a in zip(shown, acc, strict=True)])
+    height = 0.32 * max(len(labels), 2) + 1.0
+    longest = max((len(k) for k in labels), default=1)
+    fig = _figure(6.4, height, left=min(0.55, 0.03 + 0.0125 * longest), right=0.95,
+                  bottom=0.55 / height, top=1 - 0.35 / height)
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(labels))
+    colors = [_ORANGE if r["kind"] == "contract" else _GREY for r in shown]
+    ax.barh(y, acc, color=colors, xerr=np.vstack([acc - low, high - acc]), capsize=2,
+            error_kw={"elinewidth": 0.8})
+    ax.axvline(0.5, color="#555", linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy on strictly labelled pairs (95 % CI, prompts resampled)", fontsize=9)
+    ax.set_title("agreement with the annotators", fontsize=10)
+    return _png(fig)

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from rlhf_core.errors import AuditError, LakeError
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.runs import RunRecord, get_run
-from rlhf_core.io.score_stats import UTILITY_PREFIX, score_stats
+from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.runs import RunRecord, get_run
+from rlhf_core.lake.store import Lake
 from rlhf_core.report.aggregate import (
     LengthBias,
     declared_lengths,
@@ -26,6 +26,7 @@ from rlhf_core.report.aggregate import (
     length_bias,
     response_lengths,
 )
+from rlhf_core.report.agreement_view import AgreementView, read_agreement
 from rlhf_core.report.contract_facts import ContractFacts, contract_facts
 from rlhf_core.report.optional_tables import (
     PairsView,
@@ -37,9 +38,11 @@ from rlhf_core.report.optional_tables import (
     read_plan,
     read_policy,
 )
+from rlhf_core.scoring.stats import UTILITY_PREFIX, score_stats
 from rlhf_core.security.audit import AuditEntry, AuditLog
 
-_RUN_TABLES = ("scores", "responses", "plans", "pareto", "pairs", "selections")
+_RUN_TABLES = (Table.SCORES, Table.RESPONSES, Table.PLANS, Table.PARETO, Table.PAIRS, Table.SELECTIONS,
+               Table.AGREEMENT)
 """Tables whose partition alone makes a run id reportable (e.g. a plan-campaign run)."""
 
 
@@ -86,6 +89,7 @@ class RunReportData:
     plan: PlanView | None
     audit: tuple[AuditEntry, ...]
     notes: tuple[str, ...] = field(default=())
+    agreement: AgreementView | None = None
 
 
 def _suites(doc: Any) -> list[QualitySuite]:
@@ -141,22 +145,22 @@ def collect_run(lake: Lake, run_id: str) -> RunReportData:
         run = get_run(lake, run_id)
     except LakeError:
         run, notes = None, [f"run {run_id} has no record in the runs table"]
-    score_parts = lake.part_paths("scores", run_id)
+    score_parts = lake.part_paths(Table.SCORES, run_id)
     if run is None and not any(lake.part_paths(t, run_id) for t in _RUN_TABLES):
         raise LakeError(f"run {run_id} has no record and no data in {lake.root}; check the run id "
-                        f"(runs present: {', '.join(lake.list_runs('runs')) or 'none'}) and RLHF_WIZARD_HOME")
+                        f"(runs present: {', '.join(lake.list_runs(Table.RUNS)) or 'none'}) and RLHF_WIZARD_HOME")
     params = dict(run.parameters) if run else {}
     audit = run_audit(lake, run_id)
     stats, hists, bias, declared = None, {}, None, None
     if score_parts:
         stats = score_stats(score_parts)
-        scores = lake.read_table("scores", run_id=run_id)
+        scores = lake.read_table(Table.SCORES, run_id=run_id)
         utils = [c for c in scores.column_names if c.startswith(UTILITY_PREFIX)]
         hists = histograms(scores, ["reward", *utils])
-        response_parts = lake.part_paths("responses", run_id)
+        response_parts = lake.part_paths(Table.RESPONSES, run_id)
         if response_parts:
             names = pq.read_schema(response_parts[0], filesystem=lake.fs).names
-            texts = lake.read_table("responses", run_id=run_id,
+            texts = lake.read_table(Table.RESPONSES, run_id=run_id,
                                     columns=["response_id", "response", *(["length"] if "length" in names else [])])
             bias = length_bias(scores, response_lengths(texts))
             attr = declared_lengths(texts)
@@ -168,8 +172,8 @@ def collect_run(lake: Lake, run_id: str) -> RunReportData:
     quality = _suites(read_json(lake, f"artifacts/{run_id}/quality-ingest.json"))
     quality += _suites(read_json(lake, f"artifacts/{run_id}/quality-scores.json"))
     quarantine: list[dict] = []
-    if lake.part_paths("quarantine", run_id):
-        table = lake.read_table("quarantine", run_id=run_id, columns=["table", "rule", "reason"])
+    if lake.part_paths(Table.QUARANTINE, run_id):
+        table = lake.read_table(Table.QUARANTINE, run_id=run_id, columns=["table", "rule", "reason"])
         quarantine = grouped_counts(table, ["table", "rule"], example="reason")
     facts = contract_facts(run_id, audit, params.get("contract"), bool(params.get("dry_run")),
                            (stats or {}).get("violations", {}))
@@ -178,4 +182,5 @@ def collect_run(lake: Lake, run_id: str) -> RunReportData:
         quality=tuple(quality), quarantine=tuple(quarantine), stats=stats, histograms=hists,
         length=bias, declared_length=declared, pareto=read_pareto(lake, run_id), policy=read_policy(lake, run_id),
         pairs=read_pairs(lake, run_id), plan=read_plan(lake, run_id), audit=audit, notes=tuple(notes),
+        agreement=read_agreement(lake, run_id),
     )

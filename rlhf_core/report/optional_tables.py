@@ -25,7 +25,8 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from rlhf_core.errors import LakeError
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.store import Lake
 
 _POLICY_KEYS = ("lambda", "budget", "cost_column", "beta", "slack", "kl", "expected_reward", "expected_cost",
                 "active", "steps", "prompts")
@@ -99,9 +100,9 @@ def read_json(lake: Lake, relpath: str) -> Any | None:
 
 def read_pareto(lake: Lake, run_id: str) -> ParetoView | None:
     """The run's Pareto table as points and marks, or None."""
-    if not lake.part_paths("pareto", run_id):
+    if not lake.part_paths(Table.PARETO, run_id):
         return None
-    table = lake.read_table("pareto", run_id=run_id)
+    table = lake.read_table(Table.PARETO, run_id=run_id)
     names = tuple(c[2:] for c in table.column_names if c.startswith("w_"))
     if len(names) < 2 or any(f"u_{s}" not in table.column_names for s in names):
         return None
@@ -127,8 +128,8 @@ def read_policy(lake: Lake, run_id: str) -> dict[str, Any] | None:
     doc = read_json(lake, f"artifacts/{run_id}/kl_policy.json")
     if isinstance(doc, dict) and "lambda" in doc:
         return {k: doc[k] for k in _POLICY_KEYS if k in doc}
-    if lake.part_paths("selections", run_id):
-        meta = lake.read_metadata("selections", run_id)
+    if lake.part_paths(Table.SELECTIONS, run_id):
+        meta = lake.read_metadata(Table.SELECTIONS, run_id)
         for key in ("lambda", "rlhf_wizard.lambda"):
             if key in meta:
                 return {"lambda": float(meta[key])}
@@ -150,9 +151,9 @@ class PairsView:
 
 def read_pairs(lake: Lake, run_id: str) -> PairsView | None:
     """DPO pair counts per strategy (with margin statistics), or None when no pairs were written."""
-    if not lake.part_paths("pairs", run_id):
+    if not lake.part_paths(Table.PAIRS, run_id):
         return None
-    table = lake.read_table("pairs", run_id=run_id)
+    table = lake.read_table(Table.PAIRS, run_id=run_id)
     doc = read_json(lake, f"artifacts/{run_id}/pairs.json")
     counts = {k: int(doc[k]) for k in _PAIR_COUNTS if isinstance(doc, dict) and k in doc}
     if "strategy" not in table.column_names or "margin" not in table.column_names:
@@ -172,9 +173,9 @@ def read_pairs(lake: Lake, run_id: str) -> PairsView | None:
 def read_plan(lake: Lake, run_id: str) -> PlanView | None:
     """The run's campaign plan and its Gantt PNG, or None when no plan exists."""
     png = _file_bytes(lake, f"reports/{run_id}/plan-gantt.png")
-    if not lake.part_paths("plans", run_id):
+    if not lake.part_paths(Table.PLANS, run_id):
         return None if png is None else PlanView("?", 0, "?", (), png)
-    table = lake.read_table("plans", run_id=run_id).sort_by("start")
+    table = lake.read_table(Table.PLANS, run_id=run_id).sort_by("start")
     rows = table.select(["activity", "start", "finish", "slack", "critical"]).to_pylist()
     first = table.slice(0, 1).to_pylist()[0] if table.num_rows else {}
     return PlanView(str(first.get("project", "?")), int(first.get("makespan", 0)),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from rlhf_core.report import charts
 from rlhf_core.report.collect import RunReportData
 
-TEMPLATE_DIR = Path(__file__).with_name("templates")
+TEMPLATE_PACKAGE = ("rlhf_core.report", "templates")
+"""Where the templates live: package data of this package (loaded by jinja2's PackageLoader)."""
 TEMPLATE = "report.html.j2"
 PAIR_LABELS = {"prompts": "prompts considered", "pairs": "pairs written",
                "excluded_clause": "prompts excluded by a FORALL/EXISTS clause",
@@ -74,6 +73,8 @@ def chart_images(d: RunReportData) -> dict[str, str]:
         p = d.pareto
         images["pareto"] = charts.data_uri(charts.pareto_front(p.stakeholders, p.points, p.on_front,
                                                                p.contract, p.nash, p.knee))
+    if d.agreement and d.agreement.signals:
+        images["agreement"] = charts.data_uri(charts.agreement_bars(d.agreement.signals))
     if d.plan and d.plan.gantt_png:
         images["gantt"] = charts.data_uri(d.plan.gantt_png)
     return images
@@ -81,7 +82,7 @@ def chart_images(d: RunReportData) -> dict[str, str]:
 
 def render_html(d: RunReportData) -> str:
     """The report page for ``d``: all styles inline, all images embedded, no external resource."""
-    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["j2", "html"]),
+    env = Environment(loader=PackageLoader(*TEMPLATE_PACKAGE), autoescape=select_autoescape(["j2", "html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     template = env.get_template(TEMPLATE)
     return template.render(

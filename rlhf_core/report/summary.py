@@ -38,7 +38,7 @@ def render_score_summary(
 
     Args:
         run_id: The run.
-        stats: Output of :func:`rlhf_core.io.score_stats.score_stats`.
+        stats: Output of :func:`rlhf_core.scoring.stats.score_stats`.
         ingest: Row counts (``rows_in``, ``accepted``, ``quarantined``, reasons) when ingested.
         contract: Contract facts (``name``, ``hash``, ``approved_by``) when known.
         paths: Files written by the run.

@@ -32,8 +32,9 @@ import pyarrow.fs as pafs
 import rfc8785
 
 from rlhf_core.errors import AuditError, LakeError
-from rlhf_core.io.fs import is_local, write_bytes_atomic
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.catalog import AUDIT_COLUMNS, AUDIT_LOG_PARTS
+from rlhf_core.lake.fs import is_local, write_bytes_atomic
+from rlhf_core.lake.store import Lake
 from rlhf_core.security.operator_key import OperatorKey, load_operator_key
 
 GENESIS_HASH = "0" * 64
@@ -45,11 +46,6 @@ KNOWN_KINDS = (
     "attestation_written", "key_created",
 )
 BODY_FIELDS = ("seq", "timestamp", "kind", "actor", "subject", "details", "prev_hash", "key_id")
-AUDIT_COLUMNS = {
-    "seq": "BIGINT", "timestamp": "TIMESTAMPTZ", "kind": "VARCHAR", "actor": "VARCHAR",
-    "subject": "VARCHAR", "details": "JSON", "prev_hash": "VARCHAR", "key_id": "VARCHAR",
-    "hash": "VARCHAR", "signature": "VARCHAR",
-}
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TAIL_CHUNK = 65536
 
@@ -66,7 +62,7 @@ def audit_dir(lake: Lake) -> str:
 
 def audit_log_path(lake: Lake) -> str:
     """``<root>/audit/audit.log``."""
-    return lake.path("audit", "audit.log")
+    return lake.path(*AUDIT_LOG_PARTS)
 
 
 def checkpoint_path(lake: Lake) -> str:

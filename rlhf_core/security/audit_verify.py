@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from rlhf_core.errors import AuditError
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.security.audit import (
     BODY_FIELDS,
     CHECKPOINT_TYPE,

@@ -71,35 +71,54 @@ def resolve_passphrase(*, confirm: bool = False) -> bytes:
     return value.encode("utf-8")
 
 
+def _raw(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 def public_key_string(key: Ed25519PublicKey) -> str:
-    """``ed25519:<base64 of the 32 raw bytes>``."""
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return PUBLIC_PREFIX + base64.b64encode(raw).decode("ascii")
+    """``ed25519:<base64 of the 32 raw bytes>``: the one text form of a public key."""
+    return PUBLIC_PREFIX + base64.b64encode(_raw(key)).decode("ascii")
 
 
-def parse_public_key(text: str) -> Ed25519PublicKey:
-    """Parse ``ed25519:<base64>`` into a public key.
+def parse_public_key(text: str, where: str = "public key") -> Ed25519PublicKey:
+    """Parse ``ed25519:<base64>`` or a PEM SubjectPublicKeyInfo Ed25519 public key.
+
+    Args:
+        text: The key text (surrounding whitespace is ignored).
+        where: What the text came from (a file, a contract field), named in errors.
 
     Raises:
-        KeyFileError: Wrong prefix, bad base64 or not 32 bytes.
+        KeyFileError: Neither form: wrong prefix, bad base64, not 32 bytes, not Ed25519.
     """
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(text.encode("ascii"))
+        except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm) as exc:
+            raise KeyFileError(f"{where}: unreadable PEM public key ({exc})") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise KeyFileError(f"{where}: the PEM public key is not Ed25519")
+        return key
     if not text.startswith(PUBLIC_PREFIX):
-        raise KeyFileError(f"public key must start with '{PUBLIC_PREFIX}', got {text[:20]!r}")
+        raise KeyFileError(f"{where} must start with '{PUBLIC_PREFIX}' (or be a PEM public key), "
+                           f"got {text[:20]!r}")
     try:
         raw = base64.b64decode(text[len(PUBLIC_PREFIX):], validate=True)
     except (binascii.Error, ValueError):
-        raise KeyFileError(f"public key {text[:24]}... is not valid base64") from None
+        raise KeyFileError(f"{where} {text[:24]}... is not valid base64") from None
     if len(raw) != 32:
-        raise KeyFileError(f"public key must be 32 bytes, got {len(raw)}")
+        raise KeyFileError(f"{where} must be 32 bytes, got {len(raw)}")
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+def key_id_of(public: Ed25519PublicKey) -> str:
+    """The key id of a public key: hex SHA-256 of its 32 raw bytes (the DSSE ``keyid``)."""
+    return hashlib.sha256(_raw(public)).hexdigest()
+
+
 def key_id(public_key: str) -> str:
-    """The DSSE ``keyid`` of a public key: hex SHA-256 of its 32 raw bytes."""
-    raw = parse_public_key(public_key).public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return hashlib.sha256(raw).hexdigest()
+    """The key id of a public key given as text (see :func:`parse_public_key`)."""
+    return key_id_of(parse_public_key(public_key))
 
 
 def generate_keypair(private_path: str | Path, passphrase: bytes, *, overwrite: bool = False) -> str:

@@ -9,14 +9,12 @@ Resolution order:
    (encrypted when ``RLHF_WIZARD_KEY_PASSPHRASE`` is set), with ``<root>/keys/operator.pub``.
 
 Public keys are written as ``ed25519:<base64 of the 32 raw bytes>`` and identified by the hex
-SHA-256 of those bytes, the same conventions as :mod:`rlhf_core.security.keys`.
+SHA-256 of those bytes: the formats of :mod:`rlhf_core.security.keys`, the one key module.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +24,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from rlhf_core.errors import KeyFileError
-from rlhf_core.io.fs import write_bytes_atomic
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.fs import write_bytes_atomic
+from rlhf_core.lake.store import Lake
+from rlhf_core.security.keys import (
+    PASSPHRASE_ENV,
+    key_id_of,
+    parse_public_key,
+    public_key_string,
+    public_path_for,
+)
 
 OPERATOR_KEY_ENV = "RLHF_WIZARD_OPERATOR_KEY"
-PASSPHRASE_ENV = "RLHF_WIZARD_KEY_PASSPHRASE"
-PUBLIC_PREFIX = "ed25519:"
 
-__all__ = [
-    "OPERATOR_KEY_ENV", "OperatorKey", "key_id_of", "load_operator_key", "parse_public_key",
-    "public_key_text", "trusted_operator_keys",
-]
+__all__ = ["OPERATOR_KEY_ENV", "OperatorKey", "load_operator_key", "trusted_operator_keys"]
 
 
 @dataclass(frozen=True)
@@ -50,48 +50,6 @@ class OperatorKey:
     def sign(self, message: bytes) -> str:
         """Base64 Ed25519 signature of ``message``."""
         return base64.b64encode(self.private.sign(message)).decode("ascii")
-
-
-def _raw(public: Ed25519PublicKey) -> bytes:
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id_of(public: Ed25519PublicKey) -> str:
-    """Hex SHA-256 of the 32 raw public-key bytes."""
-    return hashlib.sha256(_raw(public)).hexdigest()
-
-
-def public_key_text(public: Ed25519PublicKey) -> str:
-    """``ed25519:<base64>`` form of a public key."""
-    return PUBLIC_PREFIX + base64.b64encode(_raw(public)).decode("ascii")
-
-
-def parse_public_key(text: str, where: str = "public key") -> Ed25519PublicKey:
-    """Parse ``ed25519:<base64>`` or a PEM SubjectPublicKeyInfo Ed25519 public key.
-
-    Raises:
-        KeyFileError: If the text is neither.
-    """
-    text = text.strip()
-    try:
-        if text.startswith(PUBLIC_PREFIX):
-            raw = base64.b64decode(text[len(PUBLIC_PREFIX):], validate=True)
-            return Ed25519PublicKey.from_public_bytes(raw)
-        key = serialization.load_pem_public_key(text.encode("ascii"))
-    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
-        raise KeyFileError(f"{where}: not an Ed25519 public key ({exc}); expected "
-                           f"'{PUBLIC_PREFIX}<base64>' or a PEM public key") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(f"{where}: the public key is not Ed25519")
-    return key
-
-
-def _public_path(private_path: Path) -> Path:
-    name = private_path.name
-    for suffix in (".key.pem", ".pem", ".key"):
-        if name.endswith(suffix):
-            return private_path.with_name(name[: -len(suffix)] + ".pub")
-    return private_path.with_name(name + ".pub")
 
 
 def _load_private(path: Path, passphrase: str | None) -> Ed25519PrivateKey:
@@ -138,8 +96,8 @@ def _create_lake_key(path: Path, passphrase: str | None) -> Ed25519PrivateKey:
         os.unlink(tmp)
         return _load_private(path, passphrase)
     os.unlink(tmp)
-    write_bytes_atomic(pafs.LocalFileSystem(), str(_public_path(path)),
-                       (public_key_text(key.public_key()) + "\n").encode("ascii"))
+    write_bytes_atomic(pafs.LocalFileSystem(), str(public_path_for(path)),
+                       (public_key_string(key.public_key()) + "\n").encode("ascii"))
     return key
 
 
@@ -175,7 +133,7 @@ def trusted_operator_keys(lake: Lake) -> dict[str, Ed25519PublicKey]:
     candidates = [Path(lake.path("keys", "operator.pub"))]
     configured = os.environ.get(OPERATOR_KEY_ENV)
     if configured:
-        candidates.append(_public_path(Path(configured).expanduser()))
+        candidates.append(public_path_for(Path(configured).expanduser()))
     keys = {}
     for path in candidates:
         if path.is_file():

@@ -85,7 +85,7 @@ def test_refuted_with_a_counterexample_the_compiled_function_confirms() -> None:
 
 
 def test_nash_design_example_is_refuted_near_the_disagreement_point() -> None:
-    # DESIGN §3's example: log(u_i - d_i) dives below -1 just above the disagreement point.
+    # docs/contracts.md#nash-bargaining: log(u_i - d_i) dives below -1 near the disagreement point.
     prog = program("nash_bargaining", "safe: REQUIRES is_safe\n"
                    "bounded: ENSURES -1 <= reward AND reward <= 1")
     result = by_label(prog)["bounded"]

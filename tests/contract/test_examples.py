@@ -41,7 +41,7 @@ def test_example_loads_lints_and_verifies(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_example_inputs_match_the_lake_schema(name: str) -> None:
-    from rlhf_core.io.schemas import ATTRIBUTE_FIELDS, RESPONSE_BASE_FIELDS
+    from rlhf_core.lake.schemas import ATTRIBUTE_FIELDS, RESPONSE_BASE_FIELDS
 
     fields = {**{f.name: f for f in RESPONSE_BASE_FIELDS}, **ATTRIBUTE_FIELDS}
     for decl in load_contract(EXAMPLES / f"{name}.yaml").program.inputs:
@@ -72,7 +72,7 @@ def test_nemotron_contract_ranks_like_the_published_formula() -> None:
 
 
 def test_demo_contract_scores_synthetic_data() -> None:
-    from rlhf_core.io.generator import generate_table
+    from rlhf_core.ingest.generator import generate_table
     from rlhf_core.scoring.score import score_table
 
     program = load_contract(EXAMPLES / "demo.yaml").program
@@ -88,7 +88,7 @@ def test_demo_contract_scores_synthetic_data() -> None:
 
 @pytest.mark.parametrize("name", sorted(DATA))
 def test_example_scores_real_rows(name: str, shared_data: Path) -> None:
-    from rlhf_core.io.adapters.registry import ingest
+    from rlhf_core.ingest.adapters.registry import ingest
     from rlhf_core.scoring.score import score_table
 
     adapter, file = DATA[name]

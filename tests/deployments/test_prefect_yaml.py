@@ -13,10 +13,10 @@ from prefect import Flow
 from prefect.cli.deploy._models import PrefectYamlModel
 from pydantic import BaseModel
 
-from flows.deployments import PREFECT_FILE, PROJECT_ROOT, load_deployments
-from flows.serve import build_deployments, parse_interval_overrides
+from ops.deployments import PREFECT_FILE, PROJECT_ROOT, load_deployments
+from ops.serve import build_deployments, parse_interval_overrides
 from rlhf_core.contract import load_contract
-from rlhf_core.errors import ContractSchemaError
+from rlhf_core.errors import ConfigError
 
 LAKE = "/srv/lake"
 
@@ -71,8 +71,31 @@ def test_relative_paths_in_parameters_exist_from_the_project_root(specs) -> None
         for key in ("contract", "source", "mapping"):
             value = params.get(key)
             value = value.get("path") if isinstance(value, dict) else value
-            if isinstance(value, str) and not value.startswith("../"):
-                assert (PROJECT_ROOT / value).is_file(), f"{spec.entrypoint}: {key}={value}"
+            if not isinstance(value, str) or value.startswith(f"{LAKE}/incoming/"):
+                continue  # an input file the user drops into the lake (test below)
+            assert not Path(value).is_absolute() and not value.startswith("../"), (
+                f"{spec.entrypoint}: {key}={value} is outside the project and the lake")
+            assert (PROJECT_ROOT / value).is_file(), f"{spec.entrypoint}: {key}={value}"
+
+
+def test_input_data_defaults_to_the_lakes_incoming_folder(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from ops.deploy import ensure_incoming, incoming_inputs
+
+    assert "../shared" not in PREFECT_FILE.read_text(encoding="utf-8")
+    home = tmp_path / "lake"
+    monkeypatch.setenv("RLHF_WIZARD_HOME", str(home))
+    specs = load_deployments(PREFECT_FILE)
+    by_entry = {s.entrypoint.split(":")[0]: s.parameters["params"] for s in specs}
+    expected = f"{home}/incoming/helpsteer.jsonl"
+    assert by_entry["flows/contract_pipeline.py"]["data"] == expected
+    assert by_entry["flows/ingest_dataset.py"]["source"] == expected
+    assert incoming_inputs(specs, str(home)) == [expected]
+    assert not home.exists()
+    assert ensure_incoming(specs, str(home)) == [str(home / "incoming")]
+    assert (home / "incoming").is_dir()
+    assert ensure_incoming(specs, str(home)) == [str(home / "incoming")]  # idempotent
+    assert ensure_incoming(specs[:1], str(home)) == []  # validate-contract reads no data file
 
 
 def test_score_deployment_hash_is_the_contracts_current_hash(specs) -> None:
@@ -110,11 +133,11 @@ def test_served_deployments_match_the_file_and_take_an_interval_override(specs) 
 
 
 def test_interval_override_errors(specs) -> None:
-    with pytest.raises(ContractSchemaError, match="unknown deployments: nope"):
+    with pytest.raises(ConfigError, match="unknown deployments: nope"):
         build_deployments(specs[:1], {"nope": 5})
-    with pytest.raises(ContractSchemaError, match="NAME=SECONDS"):
+    with pytest.raises(ConfigError, match="NAME=SECONDS"):
         parse_interval_overrides(["validate-contract"])
-    with pytest.raises(ContractSchemaError, match="NAME=SECONDS"):
+    with pytest.raises(ConfigError, match="NAME=SECONDS"):
         parse_interval_overrides(["validate-contract=-3"])
     assert parse_interval_overrides(["validate-contract=2.5"]) == {"validate-contract": 2.5}
 
@@ -122,12 +145,12 @@ def test_interval_override_errors(specs) -> None:
 def test_invalid_file_names_the_entry(tmp_path: Path) -> None:
     bad = tmp_path / "prefect.yaml"
     bad.write_text("deployments:\n  - name: x\n    entrypoint: flows/validate_contract.py\n")
-    with pytest.raises(ContractSchemaError, match=r"deployments\[0\] \(x\)\.entrypoint"):
+    with pytest.raises(ConfigError, match=r"deployments\[0\] \(x\)\.entrypoint"):
         load_deployments(bad)
 
 
 def test_deploy_name_selection(specs) -> None:
-    from flows.deploy import missing_deployments, select_deployments
+    from ops.deploy import missing_deployments, select_deployments
 
     assert select_deployments(specs, []) == specs
     one = select_deployments(specs, ["validate-contract/on-demand"])

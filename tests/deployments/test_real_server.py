@@ -102,11 +102,15 @@ def test_deploy_registers_every_deployment(server, tmp_path: Path) -> None:
     names = {d["name"]: d for d in result["deployments"]}
     assert {VALIDATE, "contract-pipeline/nightly-scoring"} <= set(names)
     assert result["pools_created"] == ["rlhf-local"]
+    assert len(result["incoming"]) == 1 and result["incoming"][0].endswith("/incoming")
     assert all(d["work_pool"] == "rlhf-local" for d in names.values())
     assert names["contract-pipeline/nightly-scoring"]["schedules"][0]["cron"] == "0 2 * * *"
     deployment = _call("GET", f"{api}/deployments/name/{VALIDATE}").json()
     # The lake-root template resolved to the absolute path exported by `deploy`.
     assert deployment["parameters"]["params"]["lake_root"] == str(tmp_path / "lake-deploy")
+    # Input data defaults to a file in the lake's incoming folder (template inside a longer string).
+    nightly = _call("GET", f"{api}/deployments/name/contract-pipeline/nightly-scoring").json()
+    assert nightly["parameters"]["params"]["data"] == str(tmp_path / "lake-deploy" / "incoming" / "helpsteer.jsonl")
     pool = _call("GET", f"{api}/work_pools/rlhf-local").json()
     assert pool["type"] == "process"
     # Again, one deployment: the pool exists already, nothing else is touched.

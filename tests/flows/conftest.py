@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_core.io.generator import write_synthetic
+from rlhf_core.ingest.generator import write_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import PipelineConfig
 from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
 from flows.validate_contract import ValidateContractParams, validate_contract
+from ops.config import PipelineConfig
 from rlhf_core.errors import SignatureError
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.runs import get_run
+from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.runs import get_run
+from rlhf_core.lake.store import Lake
 from rlhf_core.security.audit import AuditLog
 from rlhf_core.security.audit_verify import verify_audit
 from tests.flows.conftest import DEMO_CONTRACT
@@ -63,6 +64,7 @@ def test_pipeline_records_run_and_audit_trail(local_run) -> None:
     lake, result = local_run
     record = get_run(Lake(lake), "local-1")
     assert record.status == "completed"
+    assert set(Lake(lake).list_tables()) <= {t.value for t in Table}  # every table catalogued
     assert record.row_counts["scored"] == 3_000
     report = verify_audit(Lake(lake))
     assert report.ok, report

@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from flows.config import PipelineConfig
 from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
-from rlhf_core.io.generator import write_synthetic
-from rlhf_core.io.lake import Lake
+from ops.config import PipelineConfig
+from rlhf_core.ingest.generator import write_synthetic
+from rlhf_core.lake.store import Lake
 from tests.flows.conftest import DEMO_CONTRACT
 
 pytestmark = pytest.mark.integration

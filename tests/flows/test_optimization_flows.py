@@ -10,10 +10,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from flows.config import PipelineConfig
 from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
-from rlhf_core.io.export import export_pairs
-from rlhf_core.io.lake import Lake
+from ops.config import PipelineConfig
+from rlhf_core.lake.store import Lake
+from rlhf_core.optimize.export import export_pairs
 from rlhf_core.security.audit import AuditLog
 from tests.flows.conftest import DEMO_CONTRACT
 

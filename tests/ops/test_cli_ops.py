@@ -44,9 +44,9 @@ def test_commands_refuse_without_a_server(command: list[str], monkeypatch: pytes
 
 
 def test_serve_rejects_a_malformed_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rlhf_core.errors import ContractSchemaError
+    from rlhf_core.errors import ConfigError
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     result = runner.invoke(app, ["serve", "--interval", "validate-contract"])
-    assert isinstance(result.exception, ContractSchemaError)
+    assert isinstance(result.exception, ConfigError)
     assert "NAME=SECONDS" in str(result.exception)

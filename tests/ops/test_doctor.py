@@ -11,9 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from ops.doctor import (
+    DISTRIBUTION,
+    check_distribution,
+    check_key_directory,
+    check_packages,
+    check_python,
+    declared_requirements,
+)
 from rlhf_cli.main import app
-from rlhf_core.io.doctor import check_key_directory, check_packages, check_python
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.security.audit import AuditLog
 from tests.deployments.processes import free_port
 
@@ -50,6 +57,7 @@ def test_healthy_setup_passes_with_a_real_scheduler(clean_env: Path) -> None:
     assert checks["operator key"]["detail"].endswith("(mode 0600)")
     assert "audit" in checks["warehouse"]["detail"]
     assert checks["prefect api"]["detail"].startswith("ephemeral")
+    assert checks[DISTRIBUTION]["ok"] and checks["packages"]["ok"]
 
 
 def test_unwritable_lake_fails_even_as_root(clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,3 +137,16 @@ def test_versions_and_key_permissions(tmp_path: Path) -> None:
     assert "alice.pub" in failed["key alice.key.pem"].detail
     assert "not an encrypted" in failed["key bob.key.pem"].detail
     assert "keygen" in failed["key bob.key.pem"].fix
+
+
+def test_declared_requirements_come_from_the_installed_distribution() -> None:
+    """No pyproject.toml: the installed metadata (editable or wheel) names the ranges."""
+    requires_python, requirements = declared_requirements()
+    assert requires_python == ">=3.11"
+    names = {r.split(">")[0].split("<")[0].split("=")[0].strip().lower() for r in requirements}
+    assert {"prefect", "jax", "duckdb", "pyarrow"} <= names
+    assert not any("extra" in r for r in requirements), "dev/bench extras are not runtime needs"
+    assert "pytest" not in names
+    assert check_distribution().ok
+    missing = check_distribution("surely-not-installed-dist")
+    assert not missing.ok and "pip install" in missing.fix

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import load_pipeline_config
-from flows.health import check_dask
-from flows.runtime import DASK_WORKERS_ENV, DaskConfig, make_task_runner
-from rlhf_core.errors import ContractSchemaError
+from ops.config import load_pipeline_config
+from ops.health import check_dask
+from ops.runtime import DASK_WORKERS_ENV, DaskConfig, make_task_runner
+from rlhf_core.errors import ConfigError
 
-PRESETS = Path(__file__).resolve().parents[2] / "configs" / "pipelines"
+PRESETS = Path(__file__).resolve().parents[2] / "ops" / "presets"
 
 
 @pytest.mark.parametrize(("preset", "cluster", "package"), [
@@ -24,7 +24,7 @@ def test_cluster_presets_load_and_name_their_package(preset: str, cluster: str, 
     assert config.dask.adapt_maximum and config.dask.adapt_maximum > (config.dask.adapt_minimum or 0)
     try:
         runner = make_task_runner(config.dask)
-    except ContractSchemaError as exc:  # the optional package is not installed here
+    except ConfigError as exc:  # the optional package is not installed here
         assert cluster in str(exc) and "install" in str(exc)
         check = check_dask(config.dask)
         assert not check.ok and check.fix.startswith(f"pip install {package}")

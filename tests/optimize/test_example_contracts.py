@@ -15,7 +15,7 @@ import pytest
 
 from rlhf_core.contract.build import load_contract
 from rlhf_core.contract.hashing import contract_hash
-from rlhf_core.io.generator import generate_table
+from rlhf_core.ingest.generator import generate_table
 from rlhf_core.optimize import compute_pareto, select_pairs_table
 from rlhf_core.scoring.score import score_table
 from tests.conftest import REPO_ROOT

@@ -1,6 +1,6 @@
 """Bradley–Terry fits on the real shared datasets (prompt-grouped 5-fold cross-validation).
 
-Data comes through the project's ingestion adapters (``rlhf_core.io.adapters``). Held-out
+Data comes through the project's ingestion adapters (``rlhf_core.ingest.adapters``). Held-out
 accuracy thresholds sit below the lowest pooled 5-fold accuracy measured over seeds 0–2 with
 L-BFGS and l2 = 0.01 (text features only unless stated); the measured values are in comments.
 """
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from rlhf_core.io.adapters import ingest
+from rlhf_core.ingest.adapters import ingest
 from rlhf_core.preference import (
     FitConfig,
     RewardModelConfig,

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from rlhf_core.io.generator import write_synthetic
+from rlhf_core.ingest.generator import write_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONTRACT = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
@@ -41,8 +41,8 @@ def _write_source(out: Path) -> Path:
 def pipeline_run(prefect_harness: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A real ``contract-pipeline`` run (local Dask, one worker) on data with bad rows; its
     optimisation stage is off, so the report must say those sections were not computed."""
-    from flows.config import PipelineConfig
     from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
+    from ops.config import PipelineConfig
 
     data = _write_source(tmp_path_factory.mktemp("report-data"))
     lake = tmp_path_factory.mktemp("report-lake")

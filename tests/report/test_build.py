@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from rlhf_core.errors import LakeError
-from rlhf_core.io.lake import Lake
-from rlhf_core.io.runs import record_run_end, record_run_start
+from rlhf_core.lake.runs import record_run_end, record_run_start
+from rlhf_core.lake.store import Lake
 from rlhf_core.report import build_report, latest_run_id, report_markdown
 from rlhf_core.security.audit import AuditLog
 from tests.report.html_checks import assert_self_contained

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.report import build_report
 from tests.report.chromium import INSTALL_HINT, chromium_page, find_chromium, group_alive
 from tests.report.conftest import RUN_ID

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlhf_core.errors import LakeError
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.report import build_report, collect_run, report_relpath
 from tests.report.conftest import BAD_EMPTY, BAD_RANGE, RUN_ID
 from tests.report.html_checks import assert_self_contained

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from rlhf_cli.main import app
 from rlhf_core.errors import AuditError, KeyFileError
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.security.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -27,7 +27,7 @@ from rlhf_core.security.audit import (
     canonical_bytes,
 )
 from rlhf_core.security.audit_verify import verify_audit
-from rlhf_core.security.operator_key import key_id_of, public_key_text
+from rlhf_core.security.keys import key_id_of, public_key_string
 
 
 @pytest.fixture()
@@ -179,7 +179,7 @@ def test_operator_key_from_environment(wizard_home: Path, tmp_path: Path,
     path = tmp_path / "operator.key.pem"
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.BestAvailableEncryption(b"correct horse")))
-    (tmp_path / "operator.pub").write_text(public_key_text(key.public_key()) + "\n")
+    (tmp_path / "operator.pub").write_text(public_key_string(key.public_key()) + "\n")
     monkeypatch.setenv("RLHF_WIZARD_OPERATOR_KEY", str(path))
     monkeypatch.delenv("RLHF_WIZARD_KEY_PASSPHRASE", raising=False)
     with pytest.raises(KeyFileError, match="needs its passphrase"):
@@ -212,7 +212,7 @@ def test_invalid_kind_and_details(wizard_home: Path) -> None:
 
 _APPENDER = textwrap.dedent("""
     import sys
-    from rlhf_core.io.lake import Lake
+    from rlhf_core.lake.store import Lake
     from rlhf_core.security.audit import AuditLog
     log = AuditLog(Lake(sys.argv[1]))
     for i in range(int(sys.argv[3])):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlhf_core.io.lake import Lake
+from rlhf_core.lake.store import Lake
 from rlhf_core.security.audit import AuditLog
 from rlhf_core.security.audit_verify import verify_audit
 

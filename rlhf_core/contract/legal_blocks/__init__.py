@@ -1,4 +1,4 @@
-"""Legal-Blocks: the reward-contract clause language (DESIGN §4).
+"""Legal-Blocks: the reward-contract clause language (docs/contracts.md#legal-blocks).
 
 Text is tokenized and parsed into the frozen AST of ``ast.py`` (with source positions),
 type-checked against the contract's declared inputs, and printed back in canonical form

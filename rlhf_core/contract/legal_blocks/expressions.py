@@ -1,4 +1,4 @@
-"""Precedence-climbing parser for Legal-Blocks expressions (DESIGN §4).
+"""Precedence-climbing parser for Legal-Blocks expressions (docs/contracts.md#operators).
 
 The grammar, loosest first: IMPLIES (right-assoc), OR, AND, NOT, chained comparisons, ``+ -``,
 ``* /``, unary ``-``, ``^`` (right-assoc, right operand unary), atoms. Precedence climbing

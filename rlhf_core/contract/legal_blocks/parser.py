@@ -1,4 +1,4 @@
-"""Legal-Blocks parser: text -> AST with source positions (DESIGN §4).
+"""Legal-Blocks parser: text -> AST with source positions (docs/contracts.md#grammar).
 
 ``parse_expr`` parses one expression (a stakeholder utility); ``parse_clauses`` parses a clause
 block, one clause per logical line. Text length is bounded by ``MAX_EXPR_CHARS`` per expression

@@ -1,0 +1,216 @@
+"""Run-time plumbing shared by the flows: the Prefect API for a run and the Dask task runner.
+
+Start-up cost is planned (docs/architecture.md#runtime): a run uses ONE Prefect API — the one in
+``PREFECT_API_URL`` when configured, otherwise one temporary local server started here — and the
+Dask workers inherit its address through the environment, so no worker starts a server of its own.
+
+Console noise is planned too: Dask (``distributed``) and Great Expectations log INFO lines on
+every run; :func:`quiet_library_logs` keeps them off the console (not out of other handlers)
+unless ``RLHF_WIZARD_VERBOSE`` is set (``--verbose``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rlhf_core.errors import ConfigError
+
+DASK_ADDRESS_ENV = "RLHF_WIZARD_DASK_ADDRESS"
+DASK_WORKERS_ENV = "RLHF_WIZARD_DASK_WORKERS"
+VERBOSE_ENV = "RLHF_WIZARD_VERBOSE"
+QUIET_LOGGERS = ("distributed", "great_expectations")
+"""Libraries whose INFO (and below) records stay off the console unless verbose."""
+
+_QUIET_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+
+class DaskConfig(BaseModel):
+    """Where score shards run.
+
+    Attributes:
+        address: An existing scheduler (``tcp://host:8786``); overrides the local cluster. Also
+            read from ``RLHF_WIZARD_DASK_ADDRESS``.
+        n_workers: Worker processes of the local cluster.
+        threads_per_worker: Threads per worker (1: each JAX shard owns its core).
+        memory_limit: Per-worker memory limit of the local cluster (Dask syntax, e.g. ``4GiB``).
+        adapt_minimum: Lower bound for adaptive scaling (with ``adapt_maximum``).
+        adapt_maximum: Upper bound for adaptive scaling; ``None`` disables adaptivity.
+        cluster_class: Dotted path of another Dask cluster manager (e.g.
+            ``dask_kubernetes.operator.KubeCluster``, ``dask_jobqueue.SLURMCluster``); the local
+            cluster when ``None``. Ignored when a scheduler address is set.
+        cluster_kwargs: Keyword arguments of ``cluster_class`` (passed as given).
+
+    ``n_workers`` not given explicitly is read from ``RLHF_WIZARD_DASK_WORKERS`` (default 2).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = None
+    n_workers: int = Field(default=2, ge=1, le=512)
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    memory_limit: str = "auto"
+    adapt_minimum: int | None = Field(default=None, ge=0)
+    adapt_maximum: int | None = Field(default=None, ge=1)
+    cluster_class: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workers_from_env(cls, data: Any) -> Any:
+        env = os.environ.get(DASK_WORKERS_ENV)
+        if env and isinstance(data, dict) and data.get("n_workers") is None:
+            data = {**data, "n_workers": env}
+        return data
+
+    def resolved_address(self) -> str | None:
+        """The scheduler address from config, else from the environment, else None (local)."""
+        return self.address or os.environ.get(DASK_ADDRESS_ENV) or None
+
+
+def make_task_runner(config: DaskConfig) -> Any:
+    """Build the ``DaskTaskRunner`` for ``config``.
+
+    Also applies :func:`quiet_library_logs`, so a process that runs a flow without
+    :func:`prefect_api` (a served or worker-executed deployment) keeps the same quiet console.
+
+    Raises:
+        ConfigError: ``cluster_class`` cannot be imported.
+
+    Returns:
+        A ``prefect_dask.DaskTaskRunner`` bound to an existing scheduler, to ``cluster_class``
+        (e.g. Kubernetes or a batch queue), or to a local cluster of spawned worker processes (one
+        thread each by default); adaptive when bounds are set.
+    """
+    from prefect_dask import DaskTaskRunner
+
+    quiet_library_logs()
+
+    address = config.resolved_address()
+    if address:
+        return DaskTaskRunner(address=address)
+    adapt = None
+    if config.adapt_maximum is not None:
+        adapt = {"minimum": config.adapt_minimum or 1, "maximum": config.adapt_maximum}
+    if config.cluster_class:
+        try:
+            return DaskTaskRunner(cluster_class=config.cluster_class,
+                                  cluster_kwargs=dict(config.cluster_kwargs), adapt_kwargs=adapt)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"dask.cluster_class {config.cluster_class} cannot be imported ({exc}); install "
+                "its package (dask-kubernetes, dask-jobqueue) or fix the name", "<pipeline config>",
+            ) from exc
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": config.n_workers,
+            "threads_per_worker": config.threads_per_worker,
+            "processes": True,
+            "memory_limit": config.memory_limit,
+            "dashboard_address": None,
+        },
+        adapt_kwargs=adapt,
+    )
+
+
+@contextmanager
+def prefect_api(timeout_s: int = 120) -> Iterator[str]:
+    """Make sure this process and its children talk to one Prefect API.
+
+    Uses ``PREFECT_API_URL`` when set (a real server or Prefect Cloud); otherwise starts one
+    temporary local server for the duration of the block and exports its URL so that spawned Dask
+    workers use it too. Logs are flushed before the server stops. Library INFO logs stay off the
+    console (:func:`quiet_library_logs`).
+
+    Yields:
+        The API URL in use.
+    """
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    quiet_library_logs()
+
+    existing = os.environ.get("PREFECT_API_URL")
+    if existing:
+        with temporary_settings(updates={PREFECT_API_URL: existing}):
+            yield existing
+        return
+
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=timeout_s)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            try:
+                yield server.api_url
+            finally:
+                _flush_api_logs()
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def _flush_api_logs() -> None:
+    """Send buffered Prefect logs to the API before it goes away."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)
+
+
+class _QuietLibraryFilter(logging.Filter):
+    """Drops records below WARNING from the :data:`QUIET_LOGGERS` namespaces."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return not any(record.name == name or record.name.startswith(f"{name}.")
+                       for name in QUIET_LOGGERS)
+
+
+_QUIET_FILTER = _QuietLibraryFilter()
+
+
+def verbose_logs() -> bool:
+    """Whether ``RLHF_WIZARD_VERBOSE`` asks for library INFO logs on the console (``--verbose``)."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def quiet_library_logs(verbose: bool | None = None) -> None:
+    """Keep Dask (``distributed``) and Great Expectations INFO (and below) off the console.
+
+    Only console handlers are filtered: Prefect's console handler on the root logger and any
+    stderr handler Dask attached to the ``distributed`` logger itself. The loggers keep their
+    levels, so every other handler (Prefect's API handler for loggers named in
+    ``PREFECT_LOGGING_EXTRA_LOGGERS``, files, pytest's capture) receives the records as before;
+    warnings and errors still reach the console. Worker processes of the local cluster already
+    keep their ``distributed`` records below WARNING off stderr (LocalCluster ``silence_logs``).
+    Idempotent; call it after Prefect has configured logging (importing ``prefect`` does).
+
+    Args:
+        verbose: True lets the records through again; None reads ``RLHF_WIZARD_VERBOSE``.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    if verbose is None:
+        verbose = verbose_logs()
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    for name in QUIET_LOGGERS:
+        handlers += [h for h in logging.getLogger(name).handlers
+                     if type(h) is logging.StreamHandler or isinstance(h, PrefectConsoleHandler)]
+    for handler in handlers:
+        if verbose:
+            handler.removeFilter(_QUIET_FILTER)
+        else:
+            handler.addFilter(_QUIET_FILTER)

@@ -1,0 +1,106 @@
+"""The ingest quality gate: adapter output -> quality-checked tables + one quarantine table.
+
+Order matters: responses are checked first, then preferences against the ACCEPTED response ids,
+so a pair whose response was quarantined is itself quarantined (``dangling_reference``) instead
+of pointing at nothing. Every stage conserves rows, and the gate fails when the share of bad
+source rows, responses or pairs exceeds ``max_failure_rate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from rlhf_core.errors import DataQualityError
+from rlhf_core.ingest.adapters.base import IngestResult, check_conservation
+from rlhf_core.quality.gx import QualityGateError, check_table
+
+
+class IngestGateError(DataQualityError):
+    """The gate failed; ``quarantine`` holds every row quarantined up to the failing stage."""
+
+    def __init__(self, message: str, quarantine: pa.Table) -> None:
+        super().__init__(message)
+        self.quarantine = quarantine
+
+
+@dataclass(frozen=True)
+class GatedIngest:
+    """Tables that passed the gate, everything quarantined, and a JSON-able summary.
+
+    Attributes:
+        responses: Accepted responses.
+        preferences: Accepted pairs (both responses accepted).
+        quarantine: Adapter (``table='source'``), responses and preferences quarantine rows.
+        rows_read: Source rows read.
+        summary: Counts per stage and the GX suite summaries.
+    """
+
+    responses: pa.Table
+    preferences: pa.Table
+    quarantine: pa.Table
+    rows_read: int
+    summary: dict[str, Any]
+
+
+def gate_ingest(
+    result: IngestResult, *, run_id: str, max_failure_rate: float = 0.05
+) -> GatedIngest:
+    """Run the quality suites over an adapter's output.
+
+    Args:
+        result: What an adapter returned.
+        run_id: The ingest run id (named in errors and stored in quarantine rows).
+        max_failure_rate: Highest tolerated failing fraction per stage, in [0, 1].
+
+    Returns:
+        The gated tables.
+
+    Raises:
+        IngestGateError: If a stage's failure rate exceeds the threshold; carries the quarantine
+            rows so far so the caller can still persist them.
+    """
+    check_conservation(result)
+    source_rate = result.rows_quarantined / result.rows_read if result.rows_read else 0.0
+    if source_rate > max_failure_rate:
+        rules = sorted(set(result.quarantine.column("rule").to_pylist()))
+        raise IngestGateError(
+            f"ingest run {run_id}: {source_rate:.1%} of {result.rows_read} source rows could not be "
+            f"read (threshold {max_failure_rate:.1%}): {', '.join(rules)}; check the adapter or "
+            "mapping, and inspect them with `rlhf-wizard data quarantine`",
+            result.quarantine,
+        )
+    parts = [result.quarantine]
+    try:
+        responses = check_table(
+            "responses", result.responses, run_id=run_id, max_failure_rate=max_failure_rate
+        )
+        parts.append(responses.quarantined)
+        preferences = check_table(
+            "preferences",
+            result.preferences,
+            run_id=run_id,
+            max_failure_rate=max_failure_rate,
+            response_ids=responses.accepted.column("response_id").to_pylist(),
+        )
+    except QualityGateError as exc:
+        parts.append(exc.result.quarantined)
+        raise IngestGateError(str(exc), pa.concat_tables(parts)) from None
+    quarantine = pa.concat_tables([*parts, preferences.quarantined])
+    summary = {
+        "run_id": run_id,
+        "source_rows": {
+            "read": result.rows_read,
+            "accepted": result.rows_accepted,
+            "quarantined": result.rows_quarantined,
+            "duplicates": result.duplicates,
+        },
+        "responses": responses.suite_result,
+        "preferences": preferences.suite_result,
+        "quarantined_total": quarantine.num_rows,
+    }
+    return GatedIngest(
+        responses.accepted, preferences.accepted, quarantine, result.rows_read, summary
+    )

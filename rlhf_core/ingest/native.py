@@ -1,0 +1,64 @@
+"""Ingest Parquet that is already in the normalised ``responses`` shape (the generator's output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from rlhf_core.errors import DataError
+from rlhf_core.ingest.adapters.base import IngestResult
+from rlhf_core.lake.catalog import QUARANTINE_SCHEMA
+from rlhf_core.lake.schemas import (
+    RESPONSE_BASE_FIELDS,
+    preferences_schema,
+    response_attribute_columns,
+    responses_schema,
+)
+
+
+def parquet_files(source: str | Path) -> list[str]:
+    """The ``*.parquet`` files of ``source`` (a file, or a directory read recursively), sorted.
+
+    Raises:
+        DataError: Nothing to read.
+    """
+    path = Path(source)
+    if path.is_file():
+        return [str(path)]
+    files = sorted(str(p) for p in path.rglob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{source}: no Parquet files found; generate data with "
+                        "`rlhf-wizard data generate` or pass --adapter/--mapping for other formats")
+    return files
+
+
+def read_native_responses(source: str | Path, *, run_id: str) -> IngestResult:
+    """Read normalised responses Parquet; every row is a candidate for the quality gates.
+
+    Raises:
+        DataError: A base column is missing or has the wrong type (names file and column).
+    """
+    files = parquet_files(source)
+    table = ds.dataset(files, format="parquet").to_table()
+    names = set(table.schema.names)
+    missing = [f.name for f in RESPONSE_BASE_FIELDS if f.name not in names]
+    if missing:
+        raise DataError(f"{source}: not a normalised responses table, missing {missing}; use "
+                        "--adapter NAME or --mapping FILE to ingest other data")
+    attributes = [table.schema.field(n) for n in response_attribute_columns(table.schema)]
+    schema = responses_schema(attributes)
+    try:
+        table = table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(f"{source}: columns do not match the responses schema ({exc})") from exc
+    table = table.set_column(schema.get_field_index("ingest_run"), "ingest_run",
+                             pa.array([run_id] * table.num_rows, pa.string()))
+    return IngestResult(
+        responses=table,
+        preferences=preferences_schema([]).empty_table(),
+        quarantine=QUARANTINE_SCHEMA.empty_table(),
+        rows_read=table.num_rows,
+        rows_accepted=table.num_rows,
+    )
