@@ -112,7 +112,8 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
         if evaluated:
             counts["evaluated_pairs"] = evaluated["pairs"]
         summary = publish_score_summary(params.run_id, params.lake_root, scored["paths"],
-                                        ingest=ingest, contract=contract, optimization=optimized)
+                                        ingest=ingest, contract=contract, optimization=optimized,
+                                        agreement=evaluated)
     except BaseException as exc:
         # Ctrl-C / SIGTERM / a cancel raise BaseExceptions that are not failures of the run.
         status = "failed" if isinstance(exc, Exception) else "cancelled"

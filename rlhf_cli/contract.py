@@ -13,7 +13,7 @@ from rlhf_core.errors import ContractError, SignatureError
 
 app = typer.Typer(
     name="contract",
-    help="Reward contracts: init, lint, hash, keygen, sign, verify, diff, card.",
+    help="Reward contracts: init, lint, hash, keygen, sign, verify, diff, card, calibrate.",
     no_args_is_help=True,
 )
 _out = Console(highlight=False, soft_wrap=True)
@@ -202,6 +202,67 @@ def card(
     else:
         atomic_write(out, text.encode("utf-8"))
         _out.print(f"wrote {out}")
+
+
+@app.command("calibrate")
+def calibrate(
+    path: ContractPath,
+    run: Annotated[str, typer.Option("--run", help="A scored run with preference labels.")],
+    criterion: Annotated[str, typer.Option(help="The labels the weights should explain.")] = "better",
+    out: Annotated[Path | None, typer.Option(
+        dir_okay=False, help="New version's file (default: <stem>.calibrated-<criterion>.yaml).")] = None,
+    version: Annotated[str | None, typer.Option(help="New version (default: next minor).")] = None,
+    folds: Annotated[int, typer.Option(min=0, max=20,
+                                       help="Prompt-grouped folds for held-out accuracy.")] = 5,
+    force: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit the weights that best explain a criterion's labels; write them as a new version.
+
+    The new version supersedes the old hash, changes only the weights (and version), and
+    carries no signatures: its stakeholders must approve it again.
+
+    Example: rlhf-wizard contract calibrate configs/contracts/helpsteer.yaml --run nightly --criterion better
+    """
+    from rlhf_core.contract.build import load_contract, load_contract_text
+    from rlhf_core.contract.diff import diff_contracts
+    from rlhf_core.contract.revise import revise_weights
+    from rlhf_core.evaluate.calibrate import CalibrationConfig
+    from rlhf_core.evaluate.calibration_run import calibrate_criterion, write_calibration
+    from rlhf_core.evaluate.run_data import load_run_pairs
+    from rlhf_core.lake.store import Lake
+    from rlhf_core.security.keys import atomic_write
+
+    target = out or path.with_name(f"{path.stem}.calibrated-{criterion}.yaml")
+    if target.resolve() == path.resolve():
+        raise ContractError(f"{path}: --out must differ from the contract; a new version is a "
+                            "new file")
+    if target.exists() and not force:
+        raise ContractError(f"{target} already exists; pass --force to replace it or choose --out")
+    old = load_contract(path)
+    lake = Lake.from_env()
+    pairs = load_run_pairs(lake, run, old.program, [criterion])
+    fitted = calibrate_criterion(pairs, old.program, criterion, CalibrationConfig(folds=folds))
+    record = write_calibration(lake, fitted)
+    r = fitted.result
+    held = (f"held-out accuracy {r.contract_heldout_accuracy:.1%} -> {r.heldout_accuracy:.1%}"
+            if r.heldout_accuracy is not None else "no held-out folds")
+    note = (f"Weights calibrated to criterion '{criterion}' of run {run} ({held}, {r.pairs} "
+            f"pairs).\nSignatures of the previous version do not carry over: approve this one again.")
+    text = revise_weights(old, r.weights, version=version, note=note)
+    atomic_write(target, text.encode("utf-8"))
+    new = load_contract_text(text, file=str(target))
+    changes = diff_contracts(old, new)
+    if as_json:
+        _print_json({"out": str(target), "record": record, **fitted.to_dict(),
+                     "new_hash": new.hash, "diff": changes.to_dict()})
+        return
+    _out.print(f"calibrated {old.spec.contract} to [bold]{criterion}[/bold] on run {run} "
+               f"({r.pairs:,} strict pairs, {r.method}): {held}")
+    for change in changes.changes:
+        _out.print(f"  {change.describe()}")
+    _out.print(f"wrote {target} (version {new.spec.version}, {new.hash}); it is unapproved until "
+               f"its stakeholders sign it: rlhf-wizard contract sign {target} --key ...")
 
 
 def _print_json(data: Any) -> None:

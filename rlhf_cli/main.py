@@ -16,7 +16,18 @@ from types import ModuleType
 import typer
 from rich.console import Console
 
-from rlhf_cli import audit, contract, data, ops, optimize, pipeline, plan, query, report
+from rlhf_cli import (
+    audit,
+    contract,
+    data,
+    evaluate,
+    ops,
+    optimize,
+    pipeline,
+    plan,
+    query,
+    report,
+)
 from rlhf_cli.pipeline import VerboseFlag, show_library_logs
 from rlhf_core.errors import SourceLocatedError, WizardError
 
@@ -38,6 +49,7 @@ AREAS: tuple[tuple[ModuleType, str | None], ...] = (
     (pipeline, None),  # demo, run
     (query, None),  # query
     (optimize, None),  # fit, optimize, export
+    (evaluate, None),  # evaluate
     (plan, None),  # plan
     (report, None),  # report
     (ops, None),  # deploy, serve, doctor

@@ -9,7 +9,13 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from rlhf_core.contract import load_contract
-from rlhf_core.evaluate import EvaluationConfig, evaluate_run, summarise, write_evaluation
+from rlhf_core.evaluate import (
+    EvaluationConfig,
+    calibrate_run,
+    evaluate_run,
+    summarise,
+    write_evaluation,
+)
 from rlhf_core.lake.store import Lake
 from tasks.policies import IO_RETRY_OPTIONS
 
@@ -17,8 +23,9 @@ from tasks.policies import IO_RETRY_OPTIONS
 @task(name="evaluate-agreement", **IO_RETRY_OPTIONS)
 def evaluate_agreement(contract_path: str, run_id: str, lake_root: str,
                        criteria: list[str] | None = None, n_resamples: int = 1000,
-                       seed: int = 0) -> dict[str, Any]:
-    """Write ``agreement`` and ``disagreements`` for ``run_id``; return the summary.
+                       seed: int = 0, calibrate: bool = True) -> dict[str, Any]:
+    """Write ``agreement`` and ``disagreements`` for ``run_id`` and, with ``calibrate``, the
+    weights that best explain each criterion; return the summary.
 
     Raises:
         DataError: The run lacks labels, scores, a criterion or a contract input.
@@ -28,7 +35,8 @@ def evaluate_agreement(contract_path: str, run_id: str, lake_root: str,
     evaluation = evaluate_run(lake, run_id, program, criteria,
                               EvaluationConfig(n_resamples=n_resamples, seed=seed))
     paths = write_evaluation(lake, run_id, evaluation)
-    summary = {**summarise(evaluation), "paths": paths}
+    calibration = calibrate_run(lake, run_id, program, criteria) if calibrate else {}
+    summary = {**summarise(evaluation), "paths": paths, "calibration": calibration}
     lake.write_file_atomic(f"artifacts/{run_id}/agreement.json",
                            json.dumps(summary, default=str, indent=2).encode())
     rows = [r for r in evaluation.agreement.to_pylist() if r["section"] == "signal"]

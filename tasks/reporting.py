@@ -27,11 +27,12 @@ def publish_score_summary(
     ingest: Mapping[str, Any] | None = None,
     contract: Mapping[str, Any] | None = None,
     optimization: Mapping[str, Any] | None = None,
+    agreement: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Summarise the run's scores into a Markdown and a table artifact; return the stats."""
     stats = score_stats(paths)
     markdown = render_score_summary(run_id, stats, ingest=ingest, contract=contract, paths=paths,
-                                    optimization=optimization)
+                                    optimization=optimization, agreement=agreement)
     create_markdown_artifact(markdown=markdown, key=_key(run_id, "run-summary"),
                              description=f"Scores of run {run_id}")
     create_table_artifact(table=score_table_rows(stats), key=_key(run_id, "score-stats"),

@@ -14,12 +14,16 @@ from typing import Any
 import pyarrow as pa
 
 from rlhf_core.contract.program import ContractProgram
+from rlhf_core.errors import ContractError, DataError, first_line
+from rlhf_core.evaluate.calibrate import CalibrationConfig
+from rlhf_core.evaluate.calibration_run import calibrate_criterion, write_calibration
 from rlhf_core.evaluate.evaluation import EvaluationConfig, evaluate_pairs
 from rlhf_core.evaluate.run_data import load_run_pairs
 from rlhf_core.lake.catalog import AGREEMENT_SCHEMA, DISAGREEMENTS_SCHEMA, Table
 from rlhf_core.lake.store import Lake
+from rlhf_core.security.audit import AuditLog
 
-__all__ = ["Evaluation", "evaluate_run", "summarise", "write_evaluation"]
+__all__ = ["Evaluation", "calibrate_run", "evaluate_run", "summarise", "write_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,31 @@ def evaluate_run(lake: Lake, run_id: str, program: ContractProgram,
                       data.unscored)
 
 
+def calibrate_run(lake: Lake, run_id: str, program: ContractProgram,
+                  criteria: Sequence[str] | None = None,
+                  config: CalibrationConfig | None = None) -> dict[str, Any]:
+    """Calibrate the weights to each criterion and store the records (see
+    :mod:`rlhf_core.evaluate.calibration_run`).
+
+    Returns:
+        Per criterion, the record's JSON form, or ``{"skipped": reason}`` when the contract's
+        rule has no weights or the run has too few labelled prompts.
+    """
+    pairs = load_run_pairs(lake, run_id, program, criteria)
+    out: dict[str, Any] = {}
+    for criterion in pairs.criteria:
+        try:
+            calibration = calibrate_criterion(pairs, program, criterion, config)
+        except (ContractError, DataError) as exc:
+            out[criterion] = {"skipped": first_line(exc)}
+            continue
+        write_calibration(lake, calibration)
+        out[criterion] = calibration.to_dict()
+    return out
+
+
 def write_evaluation(lake: Lake, run_id: str, evaluation: Evaluation) -> dict[str, str]:
-    """Quality-check and write ``agreement`` and ``disagreements`` for ``run_id``.
+    """Quality-check and write ``agreement`` and ``disagreements`` for ``run_id``, audited.
 
     Raises:
         QualityGateError: A table breaks its suite (nothing is written).
@@ -70,12 +97,18 @@ def write_evaluation(lake: Lake, run_id: str, evaluation: Evaluation) -> dict[st
                                 (Table.DISAGREEMENTS, DISAGREEMENTS_SCHEMA,
                                  evaluation.disagreements)):
         check_table(table.value, data.cast(schema), run_id=run_id, max_failure_rate=0.0)
-    return {
+    paths = {
         "agreement": lake.write_partition(Table.AGREEMENT, run_id, evaluation.agreement,
                                           AGREEMENT_SCHEMA),
         "disagreements": lake.write_partition(Table.DISAGREEMENTS, run_id,
                                               evaluation.disagreements, DISAGREEMENTS_SCHEMA),
     }
+    reward = {c: r["accuracy"] for r in evaluation.agreement.to_pylist()
+              for c in [r["criterion"]] if r["section"] == "signal" and r["name"] == "reward"}
+    AuditLog(lake).append("evaluation_written", run_id, {
+        "criteria": list(evaluation.criteria), "pairs": evaluation.pairs,
+        "reward_accuracy": reward, "disagreements": evaluation.disagreements.num_rows})
+    return paths
 
 
 def summarise(evaluation: Evaluation) -> dict[str, Any]:

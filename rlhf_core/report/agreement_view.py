@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from rlhf_core.lake.catalog import Table
 from rlhf_core.lake.store import Lake
+from rlhf_core.report.optional_tables import read_json
 
 TOP_DISAGREEMENTS = 5
 """Pairs per criterion the report shows (the table in the lake keeps more)."""
@@ -26,12 +27,14 @@ class AgreementView:
         breakdown: ``length`` and ``group`` rows of the reward.
         clauses: ``clause`` rows (chosen vs rejected flag rates, ``flagged``).
         disagreements: The top pairs per criterion, texts cut to :data:`TEXT_CHARS`.
+        calibrations: Weights calibrated to each criterion (``artifacts/<run>/calibration-*``).
     """
 
     signals: tuple[dict, ...]
     breakdown: tuple[dict, ...]
     clauses: tuple[dict, ...]
     disagreements: tuple[dict, ...]
+    calibrations: tuple[dict, ...] = ()
 
     @property
     def criteria(self) -> tuple[str, ...]:
@@ -55,9 +58,14 @@ def read_agreement(lake: Lake, run_id: str) -> AgreementView | None:
             if row["rank"] <= TOP_DISAGREEMENTS:
                 review.append({**row, "prompt": _cut(row["prompt"]), "chosen": _cut(row["chosen"]),
                                "rejected": _cut(row["rejected"])})
+    criteria = dict.fromkeys(r["criterion"] for r in rows)
+    calibrations = [doc for c in criteria
+                    for doc in [read_json(lake, f"artifacts/{run_id}/calibration-{c}.json")]
+                    if isinstance(doc, dict) and "weights" in doc]
     return AgreementView(
         signals=tuple(r for r in rows if r["section"] == "signal"),
         breakdown=tuple(r for r in rows if r["section"] in ("length", "group")),
         clauses=tuple(r for r in rows if r["section"] == "clause"),
         disagreements=tuple(review),
+        calibrations=tuple(calibrations),
     )

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 _DPI = 96
 _BLUE, _RED, _GREY, _GREEN, _ORANGE = "#1f77b4", "#d62728", "#9e9e9e", "#2ca02c", "#ff7f0e"
+_PURPLES = ("#9467bd", "#e377c2", "#8c564b")
 
 
 def data_uri(png: bytes) -> str:
@@ -135,6 +136,7 @@ def pareto_front(
     contract: np.ndarray | None,
     nash: np.ndarray | None,
     knee: np.ndarray | None,
+    annotators: Mapping[str, np.ndarray] | None = None,
 ) -> bytes:
     """Pairwise projections of the stakeholder utility trade-off.
 
@@ -145,6 +147,7 @@ def pareto_front(
         contract: The contract's point ``[S]`` (None when not evaluated).
         nash: The Nash bargaining point ``[S]``.
         knee: The knee point ``[S]``.
+        annotators: Points of weights calibrated to the annotators' labels, by label ``[S]``.
 
     Returns:
         PNG bytes with up to three panels (the first three stakeholder pairs).
@@ -163,6 +166,9 @@ def pareto_front(
             if point is not None:
                 ax.scatter([point[i]], [point[j]], s=110, marker=marker, color=color,
                            edgecolor="black", zorder=5, label=label)
+        for n, (label, point) in enumerate((annotators or {}).items()):
+            ax.scatter([point[i]], [point[j]], s=110, marker="P", color=_PURPLES[n % len(_PURPLES)],
+                       edgecolor="black", zorder=6, label=label)
         ax.set_xlabel(f"utility {stakeholders[i]}", fontsize=9)
         ax.set_ylabel(f"utility {stakeholders[j]}", fontsize=9)
         ax.tick_params(labelsize=8)

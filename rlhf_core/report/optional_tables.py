@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -45,6 +45,8 @@ class ParetoView:
         nash: The Nash bargaining point ``[S]`` or None.
         knee: The knee point ``[S]`` or None.
         summary: The stored summary (hypervolume, regret ...) when present.
+        annotators: Points of the weights calibrated to each criterion's labels, by label
+            (``annotators: better``), from ``artifacts/<run_id>/calibration-*.json``.
     """
 
     stakeholders: tuple[str, ...]
@@ -54,6 +56,7 @@ class ParetoView:
     nash: np.ndarray | None
     knee: np.ndarray | None
     summary: Mapping[str, Any] | None
+    annotators: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,27 @@ def read_pareto(lake: Lake, run_id: str) -> ParetoView | None:
     kinds = np.asarray(table.column("kind").to_pylist() if "kind" in table.column_names else [], object)
     contract = first(kinds == "contract") if len(kinds) else None
     return ParetoView(names, points, mask("on_front"), contract, first(mask("is_nash")),
-                      first(mask("is_knee")), read_json(lake, f"artifacts/{run_id}/pareto.json"))
+                      first(mask("is_knee")), read_json(lake, f"artifacts/{run_id}/pareto.json"),
+                      _calibrated_points(lake, run_id, names))
+
+
+def _calibrated_points(lake: Lake, run_id: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``annotators: <criterion>`` -> utilities at the calibrated weights, for every record."""
+    folder = lake.path("artifacts", run_id)
+    try:
+        infos = lake.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    except OSError:
+        return {}
+    out = {}
+    for info in sorted(infos, key=lambda i: i.base_name):
+        if not (info.base_name.startswith("calibration-") and info.base_name.endswith(".json")):
+            continue
+        doc = read_json(lake, f"artifacts/{run_id}/{info.base_name}")
+        utilities = doc.get("utilities") if isinstance(doc, dict) else None
+        if isinstance(utilities, dict) and all(n in utilities for n in names):
+            out[f"annotators: {doc.get('criterion', '?')}"] = np.asarray(
+                [float(utilities[n]) for n in names])
+    return out
 
 
 def read_policy(lake: Lake, run_id: str) -> dict[str, Any] | None:

@@ -72,7 +72,8 @@ def chart_images(d: RunReportData) -> dict[str, str]:
     if d.pareto:
         p = d.pareto
         images["pareto"] = charts.data_uri(charts.pareto_front(p.stakeholders, p.points, p.on_front,
-                                                               p.contract, p.nash, p.knee))
+                                                               p.contract, p.nash, p.knee,
+                                                               p.annotators))
     if d.agreement and d.agreement.signals:
         images["agreement"] = charts.data_uri(charts.agreement_bars(d.agreement.signals))
     if d.plan and d.plan.gantt_png:

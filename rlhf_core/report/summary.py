@@ -33,6 +33,7 @@ def render_score_summary(
     contract: Mapping[str, Any] | None = None,
     paths: Sequence[str] = (),
     optimization: Mapping[str, Any] | None = None,
+    agreement: Mapping[str, Any] | None = None,
 ) -> str:
     """A Markdown summary of one run.
 
@@ -43,6 +44,8 @@ def render_score_summary(
         contract: Contract facts (``name``, ``hash``, ``approved_by``) when known.
         paths: Files written by the run.
         optimization: Output of the ``optimize-policy`` flow (Pareto summary, KL policy, pairs).
+        agreement: Output of the ``evaluate-agreement`` task (accuracy per criterion and
+            signal, calibrated weights).
     """
     lines = [f"# Run `{run_id}`", ""]
     if contract:
@@ -85,6 +88,8 @@ def render_score_summary(
     lines += [f"| {clause} | {_fmt(rate)} |" for clause, rate in stats["violations"].items()]
     if optimization:
         lines += ["", *optimization_lines(optimization)]
+    if agreement:
+        lines += ["", *agreement_lines(agreement)]
     if paths:
         lines += ["", "## Written", ""] + [f"- `{p}`" for p in paths]
     return "\n".join(lines) + "\n"
@@ -136,4 +141,39 @@ def optimization_lines(opt: Mapping[str, Any]) -> list[str]:
         f"| {pairs.get('pairs', '–')} | {pairs.get('prompts', '–')} | {pairs.get('excluded_clause', '–')} | "
         f"{pairs.get('no_allowed', '–')} | {pairs.get('no_pair', '–')} | {pairs.get('identical_text', '–')} |",
     ]
+    return lines
+
+
+def _acc(row: Mapping[str, Any] | None) -> str:
+    if not row or row.get("accuracy") is None:
+        return "–"
+    low, high = row.get("ci_low"), row.get("ci_high")
+    ci = f" [{low:.1%}, {high:.1%}]" if low is not None and high is not None else ""
+    return f"{row['accuracy']:.1%}{ci}"
+
+
+def agreement_lines(agreement: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: the reward's and the best single input's accuracy per criterion, flagged
+    clauses, and the calibrated weights with their held-out accuracy."""
+    lines = ["## Agreement with the annotators", "",
+             f"{agreement.get('pairs', 0)} labelled pairs; accuracy on strict pairs, 95 % CI over prompts.",
+             "", "| criterion | reward | best single input | flagged clauses |", "|---|---:|---:|---|"]
+    for criterion, facts in (agreement.get("criteria") or {}).items():
+        best = facts.get("best_input") or {}
+        best_text = f"{best['name']} {best['accuracy']:.1%}" if best.get("accuracy") is not None else "–"
+        lines.append(f"| {criterion} | {_acc(facts.get('reward'))} | {best_text} | "
+                     f"{', '.join(facts.get('flagged_clauses') or []) or '–'} |")
+    calibration = agreement.get("calibration") or {}
+    fitted = {c: r for c, r in calibration.items() if "weights" in r}
+    if fitted:
+        lines += ["", "| calibrated to | weights | held-out accuracy (contract → calibrated) |",
+                  "|---|---|---:|"]
+        for criterion, r in fitted.items():
+            weights = ", ".join(f"{k} {v:.3f}" for k, v in r["weights"].items())
+            before, after = r.get("contract_heldout_accuracy"), r.get("heldout_accuracy")
+            held = f"{before:.1%} → {after:.1%}" if before is not None and after is not None else "–"
+            lines.append(f"| {criterion} | {weights} | {held} |")
+    for criterion, r in calibration.items():
+        if "skipped" in r:
+            lines.append(f"\nNot calibrated to {criterion}: {r['skipped']}")
     return lines

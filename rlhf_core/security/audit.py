@@ -43,7 +43,7 @@ ACTOR_ENV = "RLHF_WIZARD_ACTOR"
 KNOWN_KINDS = (
     "contract_validated", "contract_approved", "contract_rejected", "contract_used",
     "run_started", "run_finished", "run_failed", "export_written", "report_written",
-    "attestation_written", "key_created",
+    "attestation_written", "key_created", "evaluation_written", "contract_calibrated",
 )
 BODY_FIELDS = ("seq", "timestamp", "kind", "actor", "subject", "details", "prev_hash", "key_id")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
