@@ -57,6 +57,10 @@ def generate(
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per Parquet file (whole blocks).")
     ] = 1_048_576,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="Also draw preference labels from the demo "
+                                            "annotators' hidden weights (preferences/).")
+    ] = False,
 ) -> None:
     """Write deterministic synthetic responses (prompts x candidates) as chunked Parquet."""
     from rlhf_core.ingest.generator import write_synthetic
@@ -69,11 +73,20 @@ def generate(
                       MofNCompleteColumn(), TimeElapsedColumn(), console=_out, transient=True) as bar:
             task = bar.add_task("generating responses", total=rows)
             paths = write_synthetic(out, rows, seed, candidates=candidates, chunk_rows=chunk_rows,
-                                    on_chunk=lambda n: bar.advance(task, n))
+                                    on_chunk=lambda n: bar.advance(task, n),
+                                    annotators=_demo_program() if labels else None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     seconds = time.perf_counter() - started
-    _out.print(f"wrote {rows:,} responses in {len(paths)} file(s) under {out} in {seconds:.2f} s")
+    _out.print(f"wrote {rows:,} responses in {len(paths)} file(s) under {out} in {seconds:.2f} s"
+               + (" with preference labels in preferences/" if labels else ""))
+
+
+def _demo_program():
+    from rlhf_cli.pipeline import DEMO_CONTRACT
+    from rlhf_core.contract import load_contract
+
+    return load_contract(DEMO_CONTRACT).program
 
 
 @app.command("ingest")

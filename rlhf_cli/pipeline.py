@@ -37,7 +37,9 @@ def demo(
 
     Example: rlhf-wizard demo --rows 100000
     """
-    from rlhf_core.ingest.generator import write_synthetic
+    from rlhf_core.contract import load_contract
+    from rlhf_core.ingest.generator import PREFERENCES_DIR, write_synthetic
+    from rlhf_core.ingest.labels import ANNOTATOR_WEIGHTS
 
     show_library_logs(verbose)
     started = time.perf_counter()
@@ -45,9 +47,11 @@ def demo(
     data_dir = Path(".wizard").resolve() / "demo-data" / f"rows{rows}-seed{seed}"
     if "://" not in lake_root_path():
         data_dir = Path(lake_root_path()) / "demo-data" / f"rows{rows}-seed{seed}"
-    if not any(data_dir.glob("*.parquet")):
-        write_synthetic(data_dir, rows, seed)
-    _out.print(f"Generated {rows} responses in {data_dir}; running contract-pipeline as {run_id} …")
+    if not any(data_dir.glob("*.parquet")) or not (data_dir / PREFERENCES_DIR).is_dir():
+        write_synthetic(data_dir, rows, seed, annotators=load_contract(DEMO_CONTRACT).program)
+    hidden = ", ".join(f"{k} {v:g}" for k, v in ANNOTATOR_WEIGHTS.items())
+    _out.print(f"Generated {rows} responses in {data_dir}, with preference labels from annotators "
+               f"whose hidden weights are {hidden}; running contract-pipeline as {run_id} …")
     result = run_pipeline(DEMO_CONTRACT, data_dir, adapter=None, mapping=None, run_id=run_id,
                           dry_run=False, config=None, dask_address=None, workers=workers)
     _print_result(result, started, as_json)

@@ -11,6 +11,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from rlhf_core.contract import load_contract
+from rlhf_core.contract.bounds import utility_bounds
 from rlhf_core.lake.catalog import PAIRS_SCHEMA, SELECTIONS_SCHEMA, Table
 from rlhf_core.lake.store import Lake
 from rlhf_core.optimize import (
@@ -36,6 +37,7 @@ def compute_pareto_front(contract_path: str, run_id: str, lake_root: str) -> dic
         lake.read_run(Table.SCORES, run_id), [s.name for s in program.stakeholders],
         contract_weights=[s.weight for s in program.stakeholders],
         prompt_clauses=quantifier_columns(program),
+        utility_floor=[iv.lo for iv in utility_bounds(program)],
     )
     lake.write_partition(Table.PARETO, run_id, table, table.schema)
     _save_json(lake, run_id, "pareto", summary)

@@ -3,13 +3,17 @@
 Rows are prompts x candidates (``candidates`` responses per prompt, the last prompt may have
 fewer) with correlated attributes drawn from a small latent model:
 
-* per prompt: difficulty ``d ~ N(0, 1)`` and a topic; per response: quality ``z ~ N(0, 1)``;
-* ``helpfulness``, ``correctness``, ``coherence`` = clip(mean + loading * z (- 0.3 d) + noise, 0, 4)
-  (so they correlate positively with each other, ~0.6-0.8);
-* ``verbosity`` in [0, 4] mostly noise, weakly tied to z; ``length`` (tokens) log-normal,
+* per prompt: difficulty ``d ~ N(0, 1)`` and a topic; per response: quality ``z ~ N(0, 1)`` and
+  edginess ``e ~ N(0, 1)`` (how far an answer goes to be direct);
+* ``helpfulness`` = clip(2.2 + 0.9 z + 0.6 e - 0.3 d + noise, 0, 4); ``correctness``,
+  ``coherence`` = clip(mean + loading * z (- 0.3 d) + noise, 0, 4) (positively correlated);
+* ``verbosity`` in [0, 4] mostly noise, tied to z and e; ``length`` (tokens) log-normal,
   increasing with verbosity;
-* ``is_safe`` ~ Bernoulli(1 - sigmoid(-2.6 - 0.8 z + 0.5 d)) (about 9 % unsafe, more for low
-  quality), ``severity`` = 0 when safe, else 1-3 (consistent with ``is_safe`` by construction);
+* ``is_safe`` ~ Bernoulli(1 - sigmoid(-2.8 - 0.6 z + 0.5 d + 1.5 e)) (about 12 % unsafe);
+  ``severity`` = 0 when safe, else 1-3, higher for low quality (consistent with ``is_safe`` by
+  construction). Mild harm (severity 1) comes mostly from edgy, *more* helpful answers, severe
+  harm from poor ones, so helpfulness, safety and concision pull against each other: a real
+  three-way trade-off for the demo's stakeholders;
 * short template text for prompt and response, built column-wise with Arrow compute.
 
 Determinism: randomness is drawn per block of :data:`BLOCK_PROMPTS` prompts from
@@ -31,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from rlhf_core.contract.program import ContractProgram
 from rlhf_core.lake.fs import atomic_write
 from rlhf_core.lake.schemas import attribute_fields, responses_schema
 
@@ -45,6 +50,9 @@ GENERATED_ATTRIBUTES = (
 )
 SYNTHETIC_SCHEMA = responses_schema(attribute_fields(GENERATED_ATTRIBUTES))
 """Schema of generated tables: the ``responses`` base columns plus the attributes above."""
+
+PREFERENCES_DIR = "preferences"
+"""Sub-folder of a generated dataset holding its synthetic preference labels (when drawn)."""
 
 BLOCK_PROMPTS = 16_384
 """Prompts per random block; chunks are whole blocks so output never depends on chunk size."""
@@ -125,17 +133,19 @@ def _block(
     prompt_of = np.repeat(np.arange(n_prompts), candidates)
     d = difficulty[prompt_of]
     z = rng.standard_normal(n)
+    edge = rng.standard_normal(n)
     noise = rng.standard_normal((6, n))
-    helpfulness = _clip(2.2 + 0.9 * z - 0.3 * d + 0.45 * noise[0])
+    helpfulness = _clip(2.2 + 0.9 * z + 0.6 * edge - 0.3 * d + 0.45 * noise[0])
     correctness = _clip(2.3 + 0.8 * z - 0.3 * d + 0.55 * noise[1])
     coherence = _clip(2.8 + 0.5 * z + 0.45 * noise[2])
-    verbosity = _clip(1.8 + 0.25 * z + 0.8 * noise[3])
+    verbosity = _clip(1.8 + 0.25 * z + 0.3 * edge + 0.8 * noise[3])
     length = np.maximum(1, np.rint(np.exp(3.6 + 0.4 * verbosity + 0.25 * noise[4]))).astype(
         np.int32
     )
-    p_unsafe = 1.0 / (1.0 + np.exp(2.6 + 0.8 * z - 0.5 * d))
+    p_unsafe = 1.0 / (1.0 + np.exp(2.8 + 0.6 * z - 0.5 * d - 1.5 * edge))
     unsafe = rng.random(n) < p_unsafe
-    severity = np.where(unsafe, 1 + (noise[5] > 0.2) + (noise[5] > 1.2), 0).astype(np.int8)
+    harm = noise[5] - 0.6 * z
+    severity = np.where(unsafe, 1 + (harm > 0.4) + (harm > 1.4), 0).astype(np.int8)
     take = pa.array(prompt_of)
     prompt_num = pc.cast(pa.array(first_prompt + np.arange(n_prompts)), pa.string())
     prompt_ids = pc.binary_join_element_wise("p", pc.utf8_lpad(prompt_num, 10, "0"), "")
@@ -240,6 +250,7 @@ def write_synthetic(
     chunk_rows: int = 1_048_576,
     run_id: str | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    annotators: ContractProgram | None = None,
 ) -> list[Path]:
     """Write the synthetic table as ``part-00000.parquet``, ... under ``out_dir``, atomically.
 
@@ -247,12 +258,18 @@ def write_synthetic(
     split a prompt), published by temp file + rename; parts left from an earlier, larger run
     in the same directory are removed. Memory stays bounded by one chunk.
 
+    With ``annotators`` (a contract), every chunk's candidates are also paired and labelled by
+    :func:`rlhf_core.ingest.labels.annotator_preferences` (its hidden weights, seeded by
+    ``seed``) into ``preferences/part-<n>.parquet``, which the native ingest reads as the
+    run's preference labels.
+
     Returns:
         The written paths, in order.
     """
     out = Path(out_dir).resolve()
     filesystem = pafs.LocalFileSystem()
     paths: list[Path] = []
+    label_paths: list[Path | None] = []
     for index, chunk in enumerate(
         iter_synthetic(rows, seed, candidates=candidates, chunk_rows=chunk_rows, run_id=run_id)
     ):
@@ -265,9 +282,24 @@ def write_synthetic(
             ),
         )
         paths.append(target)
+        label_paths.append(_write_labels(filesystem, out, index, chunk, annotators, seed))
         if on_chunk is not None:
             on_chunk(chunk.num_rows)  # progress reporting (rows written so far += n)
-    for stale in out.glob("part-*.parquet"):
-        if stale not in paths:
-            stale.unlink()  # parts of an earlier, larger run in the same directory
+    for stale in [*out.glob("part-*.parquet"), *(out / PREFERENCES_DIR).glob("part-*.parquet")]:
+        if stale not in paths and stale not in label_paths:
+            stale.unlink()  # parts of an earlier, larger run (or labels of an unlabelled one)
     return paths
+
+
+def _write_labels(filesystem: pafs.FileSystem, out: Path, index: int, chunk: pa.Table,
+                  annotators: ContractProgram | None, seed: int) -> Path | None:
+    if annotators is None:
+        return None
+    from rlhf_core.ingest.labels import annotator_preferences
+
+    labels = annotator_preferences(chunk, annotators, seed=seed + index)
+    target = out / PREFERENCES_DIR / f"part-{index:05d}.parquet"
+    (out / PREFERENCES_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write(filesystem, target.as_posix(),
+                 lambda tmp: pq.write_table(labels, tmp, compression="zstd"))
+    return target

@@ -1,4 +1,9 @@
-"""Ingest Parquet that is already in the normalised ``responses`` shape (the generator's output)."""
+"""Ingest Parquet that is already in the normalised ``responses`` shape (the generator's output).
+
+A dataset folder may carry its preference labels in a ``preferences/`` sub-folder of Parquet
+files in the normalised ``preferences`` shape (the generator writes them when asked to draw
+labels); they are read as the run's pairs and go through the same quality gate.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,12 @@ import pyarrow.dataset as ds
 
 from rlhf_core.errors import DataError
 from rlhf_core.ingest.adapters.base import IngestResult
+from rlhf_core.ingest.generator import PREFERENCES_DIR
 from rlhf_core.lake.catalog import QUARANTINE_SCHEMA
 from rlhf_core.lake.schemas import (
+    PREFERENCE_BASE_FIELDS,
     RESPONSE_BASE_FIELDS,
+    preference_label_columns,
     preferences_schema,
     response_attribute_columns,
     responses_schema,
@@ -27,7 +35,8 @@ def parquet_files(source: str | Path) -> list[str]:
     path = Path(source)
     if path.is_file():
         return [str(path)]
-    files = sorted(str(p) for p in path.rglob("*.parquet") if not p.name.startswith("."))
+    files = sorted(str(p) for p in path.rglob("*.parquet") if not p.name.startswith(".")
+                   and PREFERENCES_DIR not in p.relative_to(path).parts[:-1])
     if not files:
         raise DataError(f"{source}: no Parquet files found; generate data with "
                         "`rlhf-wizard data generate` or pass --adapter/--mapping for other formats")
@@ -57,8 +66,33 @@ def read_native_responses(source: str | Path, *, run_id: str) -> IngestResult:
                              pa.array([run_id] * table.num_rows, pa.string()))
     return IngestResult(
         responses=table,
-        preferences=preferences_schema([]).empty_table(),
+        preferences=_native_preferences(source, run_id),
         quarantine=QUARANTINE_SCHEMA.empty_table(),
         rows_read=table.num_rows,
         rows_accepted=table.num_rows,
     )
+
+
+def _native_preferences(source: str | Path, run_id: str) -> pa.Table:
+    """``<source>/preferences/*.parquet`` as a ``preferences`` table (empty when absent).
+
+    Raises:
+        DataError: The files lack a base pair column or a label column is not an integer.
+    """
+    folder = Path(source) / PREFERENCES_DIR
+    files = sorted(str(p) for p in folder.glob("*.parquet") if not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    if not files:
+        return preferences_schema([]).empty_table()
+    table = ds.dataset(files, format="parquet").to_table()
+    missing = [f.name for f in PREFERENCE_BASE_FIELDS if f.name not in table.schema.names]
+    if missing:
+        raise DataError(f"{folder}: not a normalised preferences table, missing {missing}")
+    schema = preferences_schema(preference_label_columns(table.schema))
+    try:
+        table = table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(f"{folder}: columns do not match the preferences schema ({exc}); labels "
+                        "are integers 1 (a preferred), -1 (b preferred) or 0 (tie)") from exc
+    return table.set_column(schema.get_field_index("ingest_run"), "ingest_run",
+                            pa.array([run_id] * table.num_rows, pa.string()))

@@ -2,8 +2,9 @@
 
 Weights: a regular simplex lattice with at least ``min_weights`` vectors (vertices included, so
 each stakeholder's own optimum is on the grid), plus the contract's weights when given. The
-hypervolume reference point is the componentwise minimum of the random-choice (no-deal) utilities
-and the evaluated points, nudged down by 1e-6 of the range so every front point counts.
+hypervolume reference point is the componentwise minimum of the random-choice (no-deal) utilities,
+the evaluated points and, when given, the utilities' lower bounds, nudged down by 1e-6 of the
+range so every front point counts.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def compute_pareto(
     min_weights: int = 1000,
     seed: int = 0,
     prompt_clauses: Sequence[str] = (),
+    utility_floor: Sequence[float] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Evaluate the weight simplex and summarise the trade-off.
 
@@ -66,6 +68,10 @@ def compute_pareto(
         seed: Monte Carlo seed (hypervolume beyond 3 stakeholders).
         prompt_clauses: ``v_<label>`` violation columns of FORALL / EXISTS clauses; failing prompts are
             left out (counted in ``prompts_without_allowed``).
+        utility_floor: A lower bound per stakeholder utility (e.g. the contract's interval
+            bounds or disagreement points). The hypervolume's reference point is the lowest of
+            it, the random-choice point and every evaluated point, so an axis that is constant
+            on the front (a utility every allowed response shares) does not zero the volume.
 
     Returns:
         ``(table, summary)``: one row per weight vector (``kind`` grid|contract, ``w_<s>``,
@@ -91,6 +97,9 @@ def compute_pareto(
     ideal = np.asarray(ideal_utilities(utils, allowed), np.float64)
     no_deal = np.asarray(random_choice_utilities(utils, allowed), np.float64)
     ref = np.minimum(no_deal, points.min(axis=0))
+    if utility_floor is not None:
+        floor = np.asarray(utility_floor, np.float64)
+        ref = np.where(np.isfinite(floor), np.minimum(ref, floor), ref)
     ref = ref - 1e-6 * np.maximum(ideal - ref, 1e-12)
     hv = hypervolume(uniq_pts, ref, key=jax.random.key(seed))
     knee = int(uniq_idx[knee_point(uniq_pts)])

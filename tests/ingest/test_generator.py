@@ -74,8 +74,12 @@ def test_attributes_are_correlated() -> None:
     assert corr[0, 1] > 0.5  # helpfulness ~ correctness
     assert corr[0, 2] > 0.4  # helpfulness ~ coherence
     assert corr[3, 4] > 0.6  # verbosity ~ length
-    unsafe = ~table["is_safe"].to_numpy(zero_copy_only=False)
-    assert cols["helpfulness"][unsafe].mean() < cols["helpfulness"][~unsafe].mean() - 0.3
+    severity = table["severity"].to_numpy()
+    helpful = cols["helpfulness"]
+    # The documented trade-off: mild harm comes from edgy, more helpful answers; severe harm
+    # from poor ones.
+    assert helpful[severity == 1].mean() > helpful[severity == 0].mean() + 0.2
+    assert helpful[severity >= 2].mean() < helpful[severity == 1].mean() - 0.3
 
 
 @pytest.mark.parametrize("rows", [0, 100_000_001])

@@ -182,3 +182,25 @@ def test_compute_pareto_with_one_stakeholder_is_one_point() -> None:
     assert table.num_rows == 2  # the single lattice point and the contract's own row
     assert summary["n_front"] == 1  # the "front" of one stakeholder is a single point
     assert summary["hypervolume"] >= 0
+
+
+def test_a_constant_utility_does_not_zero_the_hypervolume() -> None:
+    import pyarrow as pa
+
+    from rlhf_core.optimize import compute_pareto
+
+    utils, allowed = _problem(p=50, c=3, s=2, seed=5)
+    p_idx, c_idx = np.nonzero(np.ones((50, 3), bool))
+    scores = pa.table({
+        "prompt_id": [f"p{p:03d}" for p in p_idx],
+        "response_id": [f"r{p}-{c}" for p, c in zip(p_idx, c_idx, strict=True)],
+        "reward": utils[p_idx, c_idx].sum(axis=1),
+        "u_a": utils[p_idx, c_idx, 0], "u_b": utils[p_idx, c_idx, 1],
+        "u_safe": np.ones(150, np.float32),  # every allowed response is equally safe
+        "veto": ~allowed[p_idx, c_idx],
+    })
+    _, flat = compute_pareto(scores, ["a", "b", "safe"], min_weights=200)
+    assert flat["hypervolume"] == pytest.approx(0.0, abs=1e-4)  # the degenerate reference
+    _, floored = compute_pareto(scores, ["a", "b", "safe"], min_weights=200,
+                                utility_floor=[-5.0, -5.0, 0.0])
+    assert floored["hypervolume"] > 0.5 and floored["hypervolume_ref"][2] < 0.0 + 1e-3
