@@ -42,7 +42,8 @@ class ContractPipelineParams(BaseModel):
             (their ``rm_<criterion>`` columns become contract inputs); empty: no fitting.
         optimize: Compute the Pareto front, the constrained KL policy and the DPO pairs.
         kl_cost_column: Scores column the KL policy constrains in expectation.
-        kl_budget: The policy's expected-cost budget (None: half the reference policy's).
+        kl_budget: The policy's expected-cost budget (None: midway between the cheapest
+            achievable and the reference policy's expected cost).
         evaluate: Compare the reward with the data's preference labels (``agreement`` and
             ``disagreements``) whenever the run has labelled pairs.
         evaluation_resamples: Bootstrap resamples over prompts for the agreement intervals.

@@ -16,7 +16,8 @@ class OptimizePolicyParams(BaseModel):
         run_id: Run whose ``scores`` are optimised over.
         lake_root: Lake root.
         cost_column: Scores column constrained in expectation (``penalty``, a ``u_*`` or ``v_*``).
-        budget: Upper bound on the policy's expected cost; None: half the reference policy's.
+        budget: Upper bound on the policy's expected cost; None: midway between the cheapest
+            achievable expected cost and the reference policy's (always feasible).
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -58,7 +58,8 @@ def solve_kl_policy(contract_path: str, run_id: str, lake_root: str, cost_column
                     budget: float | None) -> dict[str, Any]:
     """Constrained KL-regularised policy per prompt (β from the contract); write ``selections``.
 
-    A ``budget`` of None means half the expected cost under the reference policy.
+    A ``budget`` of None means midway between the cheapest achievable expected cost and the
+    reference policy's (always feasible; see :func:`rlhf_core.optimize.optimize_policy`).
     """
     lake = Lake(lake_root)
     contract = load_contract(contract_path)
@@ -66,15 +67,12 @@ def solve_kl_policy(contract_path: str, run_id: str, lake_root: str, cost_column
     scores = lake.read_run(Table.SCORES, run_id)
     cost = pc.cast(scores[cost_column], pa.float32())
     scores = scores.set_column(scores.schema.get_field_index(cost_column), cost_column, cost)
-    if budget is None:
-        allowed = pc.invert(scores["veto"])
-        budget = max(0.5 * (pc.mean(pc.filter(cost, allowed)).as_py() or 0.0), 1e-6)
     selections, summary = optimize_policy(
         scores, cost_column, budget, KLPolicyConfig(beta=contract.spec.selection.kl_beta),
         prompt_clauses=quantifier_columns(program),
     )
     lake.write_partition(Table.SELECTIONS, run_id, selections.cast(SELECTIONS_SCHEMA), SELECTIONS_SCHEMA)
-    summary = {**summary, "budget": budget, "cost_column": cost_column, "beta": contract.spec.selection.kl_beta}
+    summary = {**summary, "cost_column": cost_column, "beta": contract.spec.selection.kl_beta}
     _save_json(lake, run_id, "kl_policy", summary)
     return summary
 

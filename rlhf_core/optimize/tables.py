@@ -175,7 +175,7 @@ def select_pairs_table(
 def optimize_policy(
     scores: pa.Table,
     cost_column: str,
-    budget: float,
+    budget: float | None,
     config: KLPolicyConfig,
     reward_column: str = "reward",
     ref_column: str | None = None,
@@ -183,13 +183,20 @@ def optimize_policy(
 ) -> tuple[pa.Table, dict[str, float | bool | int]]:
     """Constrained KL policy over each prompt's allowed candidates (vetoed ones get no mass).
 
+    ``budget=None`` takes the midpoint between the smallest achievable expected cost (the
+    cheapest allowed candidate of every prompt) and the reference policy's, so the default is
+    always feasible and binds whenever there is a cheaper choice. When no prompt has two allowed
+    candidates there is nothing to choose: the policy is the lone candidate, nothing is solved,
+    and the summary says so (``status``).
+
     Returns:
         ``(selections, summary)``: per response ``prompt_id``, ``response_id``, ``policy_prob``,
         ``best_under_contract`` (argmax reward) and ``best_under_policy`` (argmax probability);
-        summary with λ, slack, KL, expected reward / cost, steps.
+        summary with ``status`` (``solved`` | ``nothing to choose``), λ, slack, KL, expected
+        reward / cost, the achievable and reference costs, steps.
 
     Raises:
-        OptimizationDivergedError: If the budget is infeasible or dual ascent did not converge.
+        OptimizationDivergedError: If a given budget is infeasible or dual ascent did not converge.
     """
     t = scores_to_tensor(scores, [], reward_column, prompt_clauses)
     cost = np.where(t.valid, _column(scores, cost_column, pa.float32())[np.maximum(t.row, 0)], 0.0)
@@ -197,12 +204,23 @@ def optimize_policy(
            if ref_column else np.ones_like(t.reward))
     allowed = t.valid & ~t.vetoed & t.prompt_ok[:, None]
     live = allowed.any(axis=1)
-    solve = make_kl_policy(config)
-    res = solve(jnp.asarray(t.reward[live]), jnp.asarray(cost[live], jnp.float32),
-                jnp.asarray(ref[live], jnp.float32), jnp.asarray(allowed[live]), jnp.float32(budget))
-    check_policy(res, budget)
+    ref_w = np.where(allowed, ref, 0.0)
+    ref_w = ref_w / np.maximum(ref_w.sum(axis=1, keepdims=True), 1e-30)
+    min_cost = float(np.mean(np.where(allowed, cost, np.inf).min(axis=1)[live])) if live.any() else 0.0
+    ref_cost = float(np.mean((ref_w * cost).sum(axis=1)[live])) if live.any() else 0.0
+    if budget is None:
+        budget = min_cost + 0.5 * (ref_cost - min_cost)
     policy = np.zeros_like(t.reward)
-    policy[live] = np.asarray(res.policy)
+    if not live.any() or (allowed.sum(axis=1)[live] <= 1).all():
+        policy[live] = allowed[live].astype(np.float32)
+        res = None
+    else:
+        solve = make_kl_policy(config)
+        res = solve(jnp.asarray(t.reward[live]), jnp.asarray(cost[live], jnp.float32),
+                    jnp.asarray(ref[live], jnp.float32), jnp.asarray(allowed[live]),
+                    jnp.float32(budget))
+        check_policy(res, budget)
+        policy[live] = np.asarray(res.policy)
     best_c = np.argmax(np.where(allowed, t.reward, -np.inf), axis=1)
     best_p = np.argmax(policy, axis=1)
     pi, ci = np.nonzero(t.valid)
@@ -213,7 +231,16 @@ def optimize_policy(
         "best_under_contract": live[pi] & (best_c[pi] == ci),
         "best_under_policy": live[pi] & (best_p[pi] == ci),
     })
-    summary = {"lambda": float(res.lam), "slack": float(res.slack), "kl": float(res.kl),
-               "expected_reward": float(res.expected_reward), "expected_cost": float(res.expected_cost),
-               "active": bool(res.active), "steps": int(res.steps), "prompts": int(live.sum())}
+    common = {"budget": float(budget), "min_cost": min_cost, "reference_cost": ref_cost,
+              "prompts": int(live.sum())}
+    if res is None:
+        chosen = np.where(allowed, t.reward, 0.0).sum(axis=1)[live]
+        return selections, {**common, "status": "nothing to choose", "lambda": 0.0,
+                            "slack": float(budget) - min_cost, "kl": 0.0,
+                            "expected_reward": float(chosen.mean()) if live.any() else 0.0,
+                            "expected_cost": min_cost, "active": False, "steps": 0}
+    summary = {**common, "status": "solved", "lambda": float(res.lam), "slack": float(res.slack),
+               "kl": float(res.kl), "expected_reward": float(res.expected_reward),
+               "expected_cost": float(res.expected_cost), "active": bool(res.active),
+               "steps": int(res.steps)}
     return selections, summary

@@ -28,8 +28,8 @@ from rlhf_core.errors import LakeError
 from rlhf_core.lake.catalog import Table
 from rlhf_core.lake.store import Lake
 
-_POLICY_KEYS = ("lambda", "budget", "cost_column", "beta", "slack", "kl", "expected_reward", "expected_cost",
-                "active", "steps", "prompts")
+_POLICY_KEYS = ("status", "lambda", "budget", "min_cost", "reference_cost", "cost_column", "beta",
+                "slack", "kl", "expected_reward", "expected_cost", "active", "steps", "prompts")
 _PAIR_COUNTS = ("prompts", "pairs", "excluded_clause", "no_allowed", "no_pair")
 
 

@@ -132,7 +132,9 @@ def optimization_lines(opt: Mapping[str, Any]) -> list[str]:
         f"λ {_fmt(policy.get('lambda'))} · slack {_fmt(policy.get('slack'))} · KL {_fmt(policy.get('kl'))} · "
         f"E[reward] {_fmt(policy.get('expected_reward'))} · E[{policy.get('cost_column', 'cost')}] "
         f"{_fmt(policy.get('expected_cost'))} ≤ {_fmt(policy.get('budget'))} · "
-        f"{'binding' if policy.get('active') else 'inactive'}",
+        f"{'binding' if policy.get('active') else 'inactive'}"
+        + (" · nothing to choose: no prompt has two allowed candidates"
+           if policy.get("status") == "nothing to choose" else ""),
         "",
         "## DPO pairs",
         "",

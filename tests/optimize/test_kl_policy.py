@@ -91,3 +91,36 @@ def test_policy_is_a_distribution_over_allowed_candidates(seed: int, budget: flo
 
 
 _SOLVE = make_kl_policy(KLPolicyConfig(beta=BETA))
+
+
+def _scores_table(candidates: int, prompts: int = 30, seed: int = 0):
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    n = candidates * prompts
+    return pa.table({
+        "prompt_id": [f"p{i // candidates:03d}" for i in range(n)],
+        "response_id": [f"r{i}" for i in range(n)],
+        "reward": rng.random(n).astype(np.float32),
+        "penalty": rng.random(n).astype(np.float32),
+        "veto": np.zeros(n, bool),
+    })
+
+
+def test_one_candidate_per_prompt_is_reported_not_failed() -> None:
+    from rlhf_core.optimize import optimize_policy
+
+    selections, summary = optimize_policy(_scores_table(1), "penalty", None, KLPolicyConfig(beta=0.1))
+    assert summary["status"] == "nothing to choose" and summary["lambda"] == 0.0
+    assert summary["prompts"] == 30 and summary["min_cost"] == pytest.approx(summary["reference_cost"])
+    assert selections.column("policy_prob").to_pylist() == [1.0] * 30
+
+
+def test_default_budget_is_feasible_and_binds_between_cheapest_and_reference() -> None:
+    from rlhf_core.optimize import optimize_policy
+
+    _, summary = optimize_policy(_scores_table(4, seed=3), "penalty", None, KLPolicyConfig(beta=0.1))
+    assert summary["status"] == "solved"
+    assert summary["min_cost"] < summary["budget"] < summary["reference_cost"]
+    assert summary["budget"] == pytest.approx(0.5 * (summary["min_cost"] + summary["reference_cost"]))
+    assert summary["expected_cost"] <= summary["budget"] + 1e-4 and summary["active"]
