@@ -21,7 +21,9 @@ References:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,20 +54,26 @@ def pair_scores(diff: np.ndarray, label: np.ndarray, tie_tolerance: float = 0.0)
     return np.where((lab == 0) | np.isnan(diff), np.nan, out)
 
 
-def prompt_resamples(n_prompts: int, n_resamples: int, seed: int = 0,
-                     chunk: int = 64) -> Iterator[np.ndarray]:
-    """Bootstrap draws of prompts: chunks of ``[b, n_prompts]`` int arrays of prompt indices.
+CHUNK = 64
+"""Resamples drawn together (one ``[CHUNK, n_prompts]`` array at a time bounds memory)."""
+
+
+def _draws(n_prompts: int, n_resamples: int, seed: int, k: int) -> np.ndarray:
+    """Chunk ``k`` of the bootstrap draws, from its own generator ``default_rng([seed, k])``."""
+    rows = min(CHUNK, n_resamples - k * CHUNK)
+    return np.random.default_rng([seed, k]).integers(0, n_prompts, size=(rows, n_prompts),
+                                                     dtype=np.int32)
+
+
+def prompt_resamples(n_prompts: int, n_resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Bootstrap draws of prompts: chunks of ``[b, n_prompts]`` int32 arrays of prompt indices.
 
     Each row draws ``n_prompts`` prompt indices uniformly with replacement; the chunks together
-    hold ``n_resamples`` rows. The same seed gives the same draws (a reference implementation can
-    replay them).
+    hold ``n_resamples`` rows. Each chunk has its own seeded generator, so chunks can be drawn in
+    parallel and the same seed gives the same draws (a reference implementation can replay them).
     """
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < n_resamples:
-        b = min(chunk, n_resamples - done)
-        yield rng.integers(0, n_prompts, size=(b, n_prompts))
-        done += b
+    for k in range(-(-n_resamples // CHUNK)):
+        yield _draws(n_prompts, n_resamples, seed, k)
 
 
 def _per_prompt(values: np.ndarray, groups: np.ndarray, n_prompts: int) -> np.ndarray:
@@ -98,15 +106,19 @@ def resample_accuracies(scores: np.ndarray, groups: np.ndarray, n_resamples: int
         return np.full((max(n_resamples, 0), scores.shape[1]), np.nan)
     correct = _per_prompt(scores, groups, n_prompts)
     strict = _per_prompt((~np.isnan(scores)).astype(np.float64), groups, n_prompts)
-    out = []
-    for draws in prompt_resamples(n_prompts, n_resamples, seed):
+    def one_chunk(k: int) -> np.ndarray:
+        draws = _draws(n_prompts, n_resamples, seed, k)
         # How often each prompt was drawn: its pairs' weight in this resample.
-        offsets = (np.arange(len(draws), dtype=np.int64) * n_prompts)[:, None]
-        weights = np.bincount((draws + offsets).ravel(), minlength=len(draws) * n_prompts)
-        weights = weights.reshape(len(draws), n_prompts).astype(np.float64)
+        weights = np.empty((len(draws), n_prompts), np.float64)
+        for i, row in enumerate(draws):
+            weights[i] = np.bincount(row, minlength=n_prompts)
         num, den = weights @ correct, weights @ strict
         with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(np.where(den > 0, num / den, np.nan))
+            return np.where(den > 0, num / den, np.nan)
+
+    # NumPy draws random numbers and BLAS multiplies without the GIL: chunks run on every core.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        out = list(pool.map(one_chunk, range(-(-n_resamples // CHUNK))))
     return np.concatenate(out)
 
 
