@@ -13,7 +13,7 @@ within a tolerance.
 
 **Calibration.** 1M strict pairs × 5 stakeholders generated from known weights (Bradley–Terry).
 Ours: :func:`rlhf_core.evaluate.calibrate.calibrate_weights` (weights on the simplex, scale,
-400 Adam steps, no cross-validation). Reference: scikit-learn ``LogisticRegression`` on the
+L-BFGS, no cross-validation). Reference: scikit-learn ``LogisticRegression`` on the
 utility differences, no intercept (unconstrained weights — the nearest standard model; its
 coefficients normalised to sum to 1 for comparison). ``ratio`` = ours / reference wall time.
 """

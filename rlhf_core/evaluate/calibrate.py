@@ -9,7 +9,7 @@ scale ``β = exp(ρ) > 0`` is fitted with them, since a reward's units are arbit
 
 Where ``R_w`` is differentiable in ``w`` (weighted sum; Nash bargaining, whose log form is linear
 in ``w`` inside the bargaining set and constant outside it) the negative log-likelihood is
-minimised with Adam (optax). For max-min (a maximum over stakeholders: piecewise linear, with
+minimised with L-BFGS (optax, zoom line search). For max-min (a maximum over stakeholders: piecewise linear, with
 flat regions where the gradient says nothing) the same objective is maximised with the project's
 separable natural evolution strategy. Lexicographic and utilitarian contracts have no weights.
 
@@ -19,11 +19,12 @@ straddle train and test); the reported weights are refitted on every pair.
 References:
     Bradley & Terry, "Rank analysis of incomplete block designs", Biometrika 39, 1952.
     Schaul et al., "High dimensions and heavy tails for natural evolution strategies", GECCO 2011.
-    Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+    Liu & Nocedal, "On the limited memory BFGS method for large scale optimization", 1989.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -52,15 +53,15 @@ class CalibrationConfig:
     """Fitting settings.
 
     Attributes:
-        steps: Adam steps (gradient rules) per fit.
-        learning_rate: Adam step size.
+        steps: L-BFGS iterations (gradient rules) per fit, at most.
+        tolerance: Stop once the gradient norm falls below this.
         generations: SNES generations (max-min) per fit.
         folds: Prompt-grouped folds for held-out accuracy (0: no cross-validation).
         seed: Fold and search seed.
     """
 
-    steps: int = 400
-    learning_rate: float = 0.05
+    steps: int = 200
+    tolerance: float = 1e-5
     generations: int = 150
     folds: int = 5
     seed: int = 0
@@ -96,7 +97,7 @@ class CalibrationResult:
         weights: Calibrated weights per stakeholder (sum 1), fitted on every pair.
         contract_weights: The contract's own (normalised) weights.
         scale: Fitted ``β``.
-        method: ``adam`` or ``snes``.
+        method: ``lbfgs`` or ``snes``.
         heldout_accuracy: Mean accuracy on held-out folds with weights fitted on the other folds
             (None without cross-validation); ties of the reward count one half.
         contract_heldout_accuracy: The contract's weights on the same folds.
@@ -140,47 +141,57 @@ def _reward_fn(program: ContractProgram):
 def _nll(program: ContractProgram):
     reward = _reward_fn(program)
 
-    def loss(x: jax.Array, d: dict[str, jax.Array]) -> jax.Array:
+    def loss(x: jax.Array, d: dict[str, jax.Array], mask: jax.Array) -> jax.Array:
         w = jax.nn.softmax(x[:-1])
         margin = jnp.exp(x[-1]) * (reward(w, d["u_a"], d["fixed_a"], d["penalty_a"])
                                    - reward(w, d["u_b"], d["fixed_b"], d["penalty_b"]))
-        return jnp.mean(optax.sigmoid_binary_cross_entropy(margin, d["label"]))
+        per_pair = optax.sigmoid_binary_cross_entropy(margin, d["label"])
+        return jnp.sum(per_pair * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
     return loss, reward
 
 
-def _accuracy(reward, w: np.ndarray, d: dict[str, jax.Array]) -> float:
-    diff = np.asarray(reward(jnp.asarray(w, jnp.float32), d["u_a"], d["fixed_a"], d["penalty_a"])
-                      - reward(jnp.asarray(w, jnp.float32), d["u_b"], d["fixed_b"], d["penalty_b"]))
-    label = np.asarray(d["label"]) > 0.5
+def _accuracy(reward, w: np.ndarray, d: dict[str, jax.Array], mask: np.ndarray) -> float:
+    w = jnp.asarray(w, jnp.float32)
+    diff = np.asarray(reward(w, d["u_a"], d["fixed_a"], d["penalty_a"])
+                      - reward(w, d["u_b"], d["fixed_b"], d["penalty_b"]))[mask]
+    label = np.asarray(d["label"])[mask] > 0.5
     return float(np.mean(np.where(diff == 0, 0.5, (diff > 0) == label)))
 
 
-def _fit(program: ContractProgram, d: dict[str, jax.Array], x0: jax.Array,
-         cfg: CalibrationConfig) -> jax.Array:
+@functools.lru_cache(maxsize=16)
+def _fitter(program: ContractProgram, cfg: CalibrationConfig):
+    """``fit(x0, data, mask) -> x``, compiled once per program and settings; every fold reuses
+    it (folds are masks over the same arrays, so the shapes never change)."""
     loss, _ = _nll(program)
-    if program.rule in GRADIENT_RULES:
-        opt = optax.adam(cfg.learning_rate)
+    if program.rule not in GRADIENT_RULES:
+        def search(x0: jax.Array, d: dict[str, jax.Array], mask: jax.Array) -> jax.Array:
+            run = make_es_search(lambda x: -loss(x, d, mask), dim=int(x0.shape[0]), popsize=24,
+                                 generations=cfg.generations, sigma=0.5)
+            return run(jax.random.key(cfg.seed), x0).best_x
 
-        @jax.jit
-        def run(x: jax.Array) -> jax.Array:
-            def step(carry, _):
-                x, state = carry
-                grads = jax.grad(loss)(x, d)
-                updates, state = opt.update(grads, state, x)
-                return (optax.apply_updates(x, updates), state), None
+        return jax.jit(search)
+    opt = optax.lbfgs()
 
-            (x, _), _ = jax.lax.scan(step, (x, opt.init(x)), None, length=cfg.steps)
-            return x
+    def fit(x0: jax.Array, d: dict[str, jax.Array], mask: jax.Array) -> jax.Array:
+        objective = functools.partial(loss, d=d, mask=mask)
+        value_and_grad = optax.value_and_grad_from_state(objective)
 
-        return run(x0)
-    search = make_es_search(lambda x: -loss(x, d), dim=int(x0.shape[0]), popsize=24,
-                            generations=cfg.generations, sigma=0.5)
-    return search(jax.random.key(cfg.seed), x0).best_x
+        def cond(carry: tuple) -> jax.Array:
+            _, _, step, gnorm = carry
+            return (step < cfg.steps) & (gnorm > cfg.tolerance)
 
+        def body(carry: tuple) -> tuple:
+            x, state, step, _ = carry
+            value, grad = value_and_grad(x, state=state)
+            updates, state = opt.update(grad, state, x, value=value, grad=grad,
+                                        value_fn=objective)
+            return optax.apply_updates(x, updates), state, step + 1, jnp.linalg.norm(grad)
 
-def _subset(d: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, jax.Array]:
-    return {k: jnp.asarray(v[mask]) for k, v in d.items() if k != "prompt_ids"}
+        x, *_ = jax.lax.while_loop(cond, body, (x0, opt.init(x0), 0, jnp.float32(jnp.inf)))
+        return x
+
+    return jax.jit(fit)
 
 
 def calibrate_weights(program: ContractProgram, data: CalibrationData,
@@ -215,9 +226,10 @@ def calibrate_weights(program: ContractProgram, data: CalibrationData,
               "penalty_b": data.penalty_b.astype(np.float32),
               "label": data.label.astype(np.float32), "prompt_ids": data.prompt_ids}
     loss, reward = _nll(program)
-    everything = _subset(arrays, np.ones(n, bool))
-    spread = np.std(np.asarray(reward(jnp.asarray(w0, jnp.float32), everything["u_a"],
-                                      everything["fixed_a"], everything["penalty_a"])))
+    data_j = {k: jnp.asarray(v) for k, v in arrays.items() if k != "prompt_ids"}
+    fit = _fitter(program, cfg)
+    spread = np.std(np.asarray(reward(jnp.asarray(w0, jnp.float32), data_j["u_a"],
+                                      data_j["fixed_a"], data_j["penalty_a"])))
     x0 = jnp.asarray(np.append(np.log(np.maximum(w0, 1e-6)), -np.log(max(spread, 1e-3))),
                      jnp.float32)
     held, held_contract = None, None
@@ -229,20 +241,21 @@ def calibrate_weights(program: ContractProgram, data: CalibrationData,
         folds = grouped_kfold(data.prompt_ids, cfg.folds, cfg.seed)
         accs, base = [], []
         for k in range(cfg.folds):
-            train, test = _subset(arrays, folds != k), _subset(arrays, folds == k)
-            fitted = np.asarray(jax.nn.softmax(_fit(program, train, x0, cfg)[:-1]))
-            accs.append(_accuracy(reward, fitted, test))
-            base.append(_accuracy(reward, w0, test))
+            train = jnp.asarray(folds != k, jnp.float32)
+            fitted = np.asarray(jax.nn.softmax(fit(x0, data_j, train)[:-1]))
+            accs.append(_accuracy(reward, fitted, data_j, folds == k))
+            base.append(_accuracy(reward, w0, data_j, folds == k))
         held, held_contract = float(np.mean(accs)), float(np.mean(base))
-    x = _fit(program, everything, x0, cfg)
+    everything = jnp.ones(n, jnp.float32)
+    x = fit(x0, data_j, everything)
     weights = np.asarray(jax.nn.softmax(x[:-1]), np.float64)
     return CalibrationResult(
         weights=dict(zip(names, (float(v) for v in weights), strict=True)),
         contract_weights=dict(zip(names, (float(v) for v in w0), strict=True)),
         scale=float(jnp.exp(x[-1])),
-        method="adam" if program.rule in GRADIENT_RULES else "snes",
+        method="lbfgs" if program.rule in GRADIENT_RULES else "snes",
         heldout_accuracy=held, contract_heldout_accuracy=held_contract,
-        log_likelihood=-float(loss(x, everything)), pairs=n,
+        log_likelihood=-float(loss(x, data_j, everything)), pairs=n,
     )
 
 

@@ -59,7 +59,7 @@ def test_weighted_sum_recovers_the_generating_weights() -> None:
     result = calibrate_weights(program, _generated(), CalibrationConfig(folds=3))
     recovered = np.array([result.weights[k] for k in "abc"])
     np.testing.assert_allclose(recovered, TRUE_WEIGHTS, atol=0.03)  # stated tolerance
-    assert abs(result.scale - 12.0) < 1.5 and result.method == "adam"
+    assert abs(result.scale - 12.0) < 1.5 and result.method == "lbfgs"
     assert result.heldout_accuracy > result.contract_heldout_accuracy + 0.05
 
 
