@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from rlhf_core.io.fs import atomic_write
+from rlhf_core.lake.fs import atomic_write
 from rlhf_core.planner import (
     SearchConfig,
     check_schedule,
@@ -44,6 +44,7 @@ from rlhf_core.planner import (
     padded_shape,
     read_sm,
     read_solutions,
+    search_config,
     stack,
     to_instance,
 )
@@ -81,18 +82,19 @@ def _solve(arrays: list, config: SearchConfig, batch: int) -> tuple[np.ndarray, 
     return np.concatenate(starts), np.concatenate(schedules), run_s / n, compile_s
 
 
-ALGORITHMS = {
+ALGORITHMS: dict[str, dict] = {
     "qiea": {"algorithm": "qiea"},
     "ga": {"algorithm": "ga"},
     "bpga": {"algorithm": "bpga"},
     "qiea-no-windows": {"algorithm": "qiea", "window_moves": 0},
 }
+"""Benchmark labels -> :func:`search_config` options (every other parameter at its default)."""
 
 
 def _config(label: str, budget: int, seed: int) -> SearchConfig:
     if label not in ALGORITHMS:
         raise SystemExit(f"unknown algorithm {label!r}; choose from {', '.join(ALGORITHMS)}")
-    return SearchConfig(budget=budget, seed=seed, **ALGORITHMS[label])
+    return search_config(**ALGORITHMS[label], budget=budget, seed=seed)
 
 
 def _have_ortools() -> bool:
@@ -221,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="every 10th instance, budgets 1k/5k")
     ap.add_argument("--sets", default="j30,j60")
     ap.add_argument("--budgets", default=None, help="comma-separated; default 1000,5000 (+50000 on j30)")
-    ap.add_argument("--algorithms", default="qiea,bpga,ga")
+    ap.add_argument("--algorithms", default="qiea,bpga,ga",
+                    help=f"comma-separated, from {', '.join(ALGORITHMS)}")
     ap.add_argument("--stride", type=int, default=None, help="use every k-th instance")
     ap.add_argument("--batch", type=int, default=16, help="instances per compiled batch")
     ap.add_argument("--seed", type=int, default=0)

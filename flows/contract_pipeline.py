@@ -12,6 +12,7 @@ from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
 from flows.optimize_policy import OptimizePolicyParams, optimize_policy
 from flows.score_responses import ScoreResponsesParams, score_responses_with
 from flows.validate_contract import ValidateContractParams, validate_contract
+from ops.cancel import cancellation_reason
 from ops.config import PipelineConfig
 from rlhf_core.errors import first_line
 from rlhf_core.remote import EndpointConfig
@@ -20,7 +21,7 @@ from tasks.contract import record_contract_use
 from tasks.evaluate import evaluate_agreement
 from tasks.remote import score_remote
 from tasks.reporting import publish_score_summary
-from tasks.runs import finish_run, start_run
+from tasks.runs import finish_run, record_run_outcome, start_run
 
 
 class ContractPipelineParams(BaseModel):
@@ -116,9 +117,11 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
                                         ingest=ingest, contract=contract, optimization=optimized,
                                         agreement=evaluated)
     except BaseException as exc:
-        # Ctrl-C / SIGTERM / a cancel raise BaseExceptions that are not failures of the run.
+        # Ctrl-C / SIGTERM / a cancel raise BaseExceptions that are not failures of the run. The
+        # outcome is recorded without a task: the engine may be shutting down.
         status = "failed" if isinstance(exc, Exception) else "cancelled"
-        finish_run(params.run_id, params.lake_root, status, counts, error=first_line(exc))
+        record_run_outcome(params.run_id, params.lake_root, status, counts,
+                           error=cancellation_reason(exc) or first_line(exc))
         raise
     finish_run(params.run_id, params.lake_root, "completed", counts)
     report = build_report(BuildReportParams(run_id=params.run_id, lake_root=params.lake_root))

@@ -1,4 +1,7 @@
-"""Flow ``plan-campaign``: QIEA islands on Dask workers, migration between epochs, one plan."""
+"""Flow ``plan-campaign``: QIEA islands on Dask workers, migration between epochs, one plan.
+
+BPGA, GA and one-island QIEA configurations search as one population in a single task.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
-from flows.runtime import DaskConfig, make_task_runner
-from rlhf_core.planner import SearchConfig, epoch_lengths
+from ops.runtime import DaskConfig, make_task_runner
+from rlhf_core.planner.config import SearchConfig
+from rlhf_core.planner.islands import epoch_lengths, island_count
+from rlhf_core.planner.source import PlanSource
 from tasks.planning import (
-    PlanSource,
     advance_island_task,
     migrate_task,
     plan_single_task,
@@ -25,7 +29,7 @@ class PlanCampaignParams(BaseModel):
 
     Attributes:
         source: The campaign YAML or PSPLIB file.
-        search: Algorithm, schedule budget, islands, seed.
+        search: Schedule budget, seed, and the algorithm with its parameters.
         run_id: Run id; the ``plans`` partition of this id is (re)written.
         lake_root: Lake root (``RLHF_WIZARD_HOME``).
     """
@@ -43,9 +47,10 @@ def plan_campaign(params: PlanCampaignParams) -> dict[str, Any]:
     """Start islands -> (advance every island -> migrate) per epoch -> publish the best plan."""
     started = time.time()
     src, cfg, run_id, root = params.source, params.search, params.run_id, params.lake_root
-    if cfg.algorithm != "qiea" or cfg.islands == 1:
+    islands = island_count(cfg)
+    if islands == 1:
         return plan_single_task(src, cfg, run_id, root)
-    futures = [start_island_task.submit(src, cfg, i, run_id, root) for i in range(cfg.islands)]
+    futures = [start_island_task.submit(src, cfg, i, run_id, root) for i in range(islands)]
     paths = [f.result() for f in futures]
     for epoch in range(1, len(epoch_lengths(cfg)) + 1):
         futures = [

@@ -136,6 +136,7 @@ def run_pipeline(
 ) -> dict:
     """Run ``contract-pipeline`` on one Prefect API (temporary unless configured) and return it."""
     from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
+    from ops.cancel import cancel_on_signals, cancellation_reason
     from ops.config import load_pipeline_config
     from ops.runtime import prefect_api
 
@@ -150,8 +151,17 @@ def run_pipeline(
         lake_root=lake_root_path(), dry_run=dry_run, config=settings,
     )
     console_without_tracebacks()
-    with prefect_api():
-        return contract_pipeline(params)
+    try:
+        with cancel_on_signals(), prefect_api():
+            return contract_pipeline(params)
+    except BaseException as exc:
+        reason = cancellation_reason(exc)
+        if reason is None:
+            raise
+        _out.print(f"run {run_id} {reason}: recorded as cancelled; nothing partial was published "
+                   f"(re-run it with --run-id {run_id})")
+        signum = getattr(exc, "signum", None) or getattr(exc, "signal", None) or 2
+        raise typer.Exit(code=128 + int(signum)) from None
 
 
 def _print_result(result: dict, started: float, as_json: bool) -> None:

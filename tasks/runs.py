@@ -26,6 +26,13 @@ def start_run(run_id: str, flow: str, lake_root: str, parameters: dict[str, Any]
 def finish_run(run_id: str, lake_root: str, status: str, row_counts: dict[str, int],
                error: str | None = None) -> None:
     """Record the run's outcome, audit it and refresh the warehouse views."""
+    record_run_outcome(run_id, lake_root, status, row_counts, error)
+
+
+def record_run_outcome(run_id: str, lake_root: str, status: str, row_counts: dict[str, int],
+                       error: str | None = None) -> None:
+    """:func:`finish_run` without Prefect: what a failing or cancelled flow calls on its way
+    out, when the engine may no longer run tasks (a SIGTERM is being handled)."""
     lake = Lake(lake_root)
     record_run_end(lake, run_id, status, row_counts=row_counts, error=error)
     AuditLog(lake).append("run_finished", run_id, {"status": status, "row_counts": row_counts,

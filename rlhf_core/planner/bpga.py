@@ -2,39 +2,42 @@
 
 Two populations of schedules: left-justified ones (every activity as early as the order allows)
 and right-justified ones (as late as possible before the makespan). Children of left-justified
-parents are decoded by ONE backward serial SGS pass and enter the right-justified population;
-children of right-justified parents are decoded by one forward pass and enter the left-justified
-one. So every generated schedule is at the same time a new child and a justification of its
-parents' combination, and a child costs one schedule where forward-backward improvement of an
-arbitrary child costs two or three.
+parents are decoded by ONE backward SGS pass and enter the right-justified population; children
+of right-justified parents are decoded by one forward pass and enter the left-justified one. So
+every generated schedule is at the same time a new child and a justification of its parents'
+combination: a child costs one schedule where forward-backward improvement of an arbitrary child
+costs two or three.
 
 A child takes its keys (normalised finish times for a backward pass, normalised start times for
 a forward one) from its father inside the father's *peak*: the time window of random length
 (``peak_min``..``peak_max`` of the makespan) with the highest total resource utilisation, where
 the father's packing is the hard-won part; every other activity takes its mother's key. Fathers
-are chosen by binary tournament, mothers uniformly; a few keys are perturbed (mutation, at a rate
-that falls linearly over the run from ``mutation_rate`` to ``mutation_end``: diversity early,
-intensification around the elites late). The
-first ``window_moves`` children instead copy their father's keys and reshuffle one window of
-consecutive positions (a decomposition move). The last ``parallel_share`` of the children are
-decoded by the parallel SGS (non-delay schedules), the rest by the serial one. Each population keeps
-its best ``pop_size`` members among parents and children (elitist).
+are chosen by binary tournament, mothers uniformly; a few keys are perturbed, at a rate that
+falls over the run from ``mutation_rate`` to ``mutation_end`` (diversity early, intensification
+around the elites late). The first ``window_moves`` children instead copy their father's keys and
+reshuffle one window of consecutive positions (a decomposition move). The last
+``parallel_share`` of the children are decoded by the parallel SGS, whose non-delay schedules
+often hold the best schedules of tightly constrained projects; the rest by the serial one, whose
+active schedules include an optimal one. Each population keeps its best ``pop_size`` members among
+parents and children (elitist).
 
-The elitist populations converge fast: on PSPLIB j30 their members hold one makespan after
-about 2,000 schedules, and most instances that end above their optimum made their last
-improvement within the first 1,200. So after ``restart_after`` generations without a better makespan in the
-populations, both are re-seeded (a restart): the next backward half decodes random priorities
-and each half replaces its population instead of merging into it. A restart costs the same
-schedules as any generation and the best schedule found so far is kept aside, so later
-restarts are independent tries at the instance with the remaining budget.
+Elitist populations converge, so after ``restart_after`` generations without a better makespan
+in the populations both are re-seeded (a restart): the next backward half decodes random
+priorities and each half replaces its population instead of merging into it. The best schedule
+so far is kept aside, so a restart is an independent try with the remaining budget.
 
-Deterministic by key; pure (``run_bpga`` takes and returns :class:`BPGAState`).
+Interface (:mod:`rlhf_core.planner.algorithm`): :func:`init` builds the left-justified population
+(one half-generation), each :func:`step` is one generation (a backward half, then a forward
+half), :func:`best` reads the result. Deterministic by key; pure. What the defaults measured:
+``docs/planner-tuning.md``.
 
 References:
     Debels, D. & Vanhoucke, M. (2007). A decomposition-based genetic algorithm for the
     resource-constrained project-scheduling problem. Operations Research 55(3), 457-469.
     Valls, V., Ballestin, F. & Quintanilla, S. (2008). A hybrid genetic algorithm for the
     resource-constrained project scheduling problem. EJOR 185(2), 495-508.
+    Hartmann, S. (2002). A self-adapting genetic algorithm for project scheduling under resource
+    constraints. Naval Research Logistics 49(5), 433-448 (serial and parallel decoding).
 """
 
 from __future__ import annotations
@@ -44,31 +47,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rlhf_core.planner.algorithm import Algorithm, SearchResult
 from rlhf_core.planner.instance import Instance
+from rlhf_core.planner.params import BPGAParams
 from rlhf_core.planner.sgs import makespan, mixed_passes
-
-
-class BPGAParams(NamedTuple):
-    """Static hyper-parameters (picked on PSPLIB j60, resource strength 0.2; README)."""
-
-    pop_size: int = 80
-    tournament: int = 2
-    peak_min: float = 0.1
-    peak_max: float = 0.35
-    mutation_rate: float = 0.05
-    mutation_end: float = 0.0
-    mutation_sigma: float = 0.05
-    window_moves: int = 8
-    window_frac: float = 0.25
-    parallel_share: float = 0.25
-    restart_after: int = 15
 
 
 class BPGAState(NamedTuple):
     """Both populations (start times ``int32[P, N]`` and makespans), the best schedule, counters.
 
     ``pop_best`` is the best makespan the populations reached since their last restart and
-    ``stall`` the generations since it last improved.
+    ``stall`` the generations since it last improved. Half ``h`` of the run (0-based, after
+    ``init``) draws from ``fold_in(key, h)``; ``generation`` counts generations (pairs of halves)
+    and ``halves`` is the run's number of halves after ``init``.
     """
 
     left: jnp.ndarray
@@ -80,6 +71,9 @@ class BPGAState(NamedTuple):
     schedules: jnp.ndarray
     pop_best: jnp.ndarray
     stall: jnp.ndarray
+    key: jnp.ndarray
+    generation: jnp.ndarray
+    halves: jnp.ndarray
 
 
 _EMPTY = 2**30
@@ -144,13 +138,8 @@ def _window_child(
 
 
 def n_parallel(params: BPGAParams) -> int:
-    """Children per half-generation decoded by the parallel SGS (the last ones; static).
-
-    The parallel scheme builds non-delay schedules, a smaller space that often holds the best
-    schedules of tightly constrained projects; the serial scheme's active schedules include an
-    optimal one (Hartmann's self-adapting GA also uses both). On PSPLIB j60 a quarter beat the
-    serial scheme alone and shares of 0.1, 0.35 and 0.5 (README).
-    """
+    """Children per half-generation decoded by the parallel SGS (the last ones, never a window
+    move; static)."""
     return min(params.pop_size - params.window_moves, round(params.parallel_share * params.pop_size))
 
 
@@ -192,19 +181,29 @@ def _take_best(state: BPGAState, starts: jnp.ndarray, ms: jnp.ndarray) -> tuple[
     return jnp.where(better, starts, state.best_starts), jnp.where(better, ms, state.best_ms)
 
 
-def init_bpga(inst: Instance, key: jnp.ndarray, params: BPGAParams) -> BPGAState:
-    """Random priorities, one forward pass each: the left-justified population (``P`` schedules)."""
+def init(inst: Instance, key: jnp.ndarray, params: BPGAParams, budget: int) -> BPGAState:
+    """Random priorities, one forward pass each: the left-justified population (``P`` schedules).
+
+    The population draws from ``fold_in(key, 0)``, the generations after it from
+    ``fold_in(key, 1)``; the budget fixes the run's halves (``budget // P - 1``).
+
+    Raises:
+        PlannerError: the budget does not cover this first population.
+    """
+    params.generations(budget)
     n, p = inst.dur.shape[0], params.pop_size
-    starts = mixed_passes(inst, jax.random.uniform(key, (p, n)), False, n_parallel(params))
+    prio = jax.random.uniform(jax.random.fold_in(key, 0), (p, n))
+    starts = mixed_passes(inst, prio, False, n_parallel(params))
     ms = jax.vmap(lambda s: makespan(inst, s))(starts)
     i = jnp.argmin(ms)
     return BPGAState(
         starts, ms, jnp.zeros_like(starts), jnp.full((p,), _EMPTY, jnp.int32),
         starts[i], ms[i], jnp.int32(p), ms[i], jnp.int32(0),
+        jax.random.fold_in(key, 1), jnp.int32(0), jnp.int32(budget // p - 1),
     )
 
 
-def _step(
+def _half_step(
     inst: Instance, state: BPGAState, key: jnp.ndarray, to_backward: bool, params: BPGAParams, rate: jnp.ndarray,
     fresh: jnp.ndarray,
 ) -> BPGAState:
@@ -222,47 +221,45 @@ def _step(
     return state._replace(best_starts=best_starts, best_ms=best_ms, schedules=state.schedules + params.pop_size)
 
 
-def run_bpga(inst: Instance, state: BPGAState, key: jnp.ndarray, params: BPGAParams, halves: int) -> BPGAState:
-    """Run ``halves`` half-generations, alternating backward (left -> right) and forward passes.
+def step(inst: Instance, state: BPGAState, params: BPGAParams) -> BPGAState:
+    """One generation: a backward half (left -> right population), then a forward half.
 
-    Each half-generation generates ``pop_size`` schedules. ``lax.scan`` over pairs; jit the caller.
-    A generation (pair of halves) starting with ``stall >= restart_after`` is a restart; the
-    decision is per instance, so a ``vmap`` over instances restarts each on its own.
-
-    Args:
-        inst: A single padded instance.
-        state: From :func:`init_bpga` (or an earlier run with an even number of halves).
-        key: PRNG key; half ``h`` uses ``fold_in(key, h)``.
-        params: Hyper-parameters.
-        halves: Half-generations to run (static).
+    Each half generates ``pop_size`` schedules. A generation that starts with
+    ``stall >= restart_after`` is a restart; the decision is per instance, so a ``vmap`` over
+    instances restarts each on its own. When the run's halves are odd, its last generation is
+    its backward half alone, which never restarts (nothing would be left to build on the fresh
+    population).
     """
-    rates = mutation_rates(params, halves)
-
-    def pair(s: BPGAState, h: jnp.ndarray) -> tuple[BPGAState, None]:
-        fresh = restart_due(s, params)
-        s = _step(inst, s, jax.random.fold_in(key, 2 * h), True, params, rates[2 * h], fresh)
-        s = _step(inst, s, jax.random.fold_in(key, 2 * h + 1), False, params, rates[2 * h + 1], fresh)
-        return _track_stall(s, fresh), None
-
-    if halves >= 2:
-        state = jax.lax.scan(pair, state, jnp.arange(halves // 2))[0]
-    if halves % 2:
-        # A lone last half never restarts: nothing would be left to build on the fresh population.
-        last = jax.random.fold_in(key, halves - 1)
-        state = _step(inst, state, last, True, params, rates[halves - 1], jnp.bool_(False))
-    return state
+    h = 2 * state.generation
+    rate = mutation_rate(params, h, state.halves)
+    lone = h + 1 >= state.halves
+    fresh = restart_due(state, params) & ~lone
+    back = _half_step(inst, state, jax.random.fold_in(state.key, h), True, params, rate, fresh)
+    both = _half_step(inst, back, jax.random.fold_in(state.key, h + 1), False, params, rate, fresh)
+    both = _track_stall(both, fresh)
+    done = jax.tree.map(lambda a, b: jnp.where(lone, a, b), back, both)
+    return done._replace(generation=state.generation + 1)
 
 
-def mutation_rates(params: BPGAParams, halves: int) -> jnp.ndarray:
-    """``float32[halves]``: the mutation rate of each half-generation of one :func:`run_bpga` call.
+def best(state: BPGAState) -> SearchResult:
+    """The best schedule found (restarts keep it) and the schedules generated."""
+    return SearchResult(state.best_starts, state.best_ms, state.schedules)
+
+
+def mutation_rate(params: BPGAParams, half: jnp.ndarray, halves: jnp.ndarray) -> jnp.ndarray:
+    """The mutation rate of half ``half`` (0-based, after ``init``) of a run of ``halves`` halves.
 
     Falls linearly, one step per generation (a backward and a forward half), from
     ``mutation_rate`` towards ``mutation_end`` (reached after the last half); equal values give a
-    constant rate. On PSPLIB j60 a fall to zero beat a constant 0.05, a fall to 0.01 and a step
-    down to 0.01 half-way (README).
+    constant rate. ``half`` may be an array.
     """
-    x = (2 * (jnp.arange(halves) // 2)).astype(jnp.float32) / max(halves, 1)
+    x = (2 * (half // 2)).astype(jnp.float32) / jnp.maximum(halves, 1).astype(jnp.float32)
     return params.mutation_rate + (params.mutation_end - params.mutation_rate) * x
+
+
+def mutation_rates(params: BPGAParams, halves: int) -> jnp.ndarray:
+    """``float32[halves]``: :func:`mutation_rate` of every half of a run."""
+    return mutation_rate(params, jnp.arange(halves), jnp.int32(halves))
 
 
 def restart_due(state: BPGAState, params: BPGAParams) -> jnp.ndarray:
@@ -280,3 +277,6 @@ def _track_stall(state: BPGAState, fresh: jnp.ndarray) -> BPGAState:
         pop_best=jnp.where(fresh, now, jnp.minimum(now, state.pop_best)),
         stall=jnp.where(improved, 0, state.stall + 1),
     )
+
+
+ALGORITHM: Algorithm[BPGAParams, BPGAState] = Algorithm("bpga", init, step, best)

@@ -1,8 +1,11 @@
-"""A plain random-key genetic algorithm: the ablation baseline for the QIEA (same budget).
+"""A plain random-key genetic algorithm: the ablation baseline for the QIEA and BPGA.
 
 Binary tournament selection, one-point crossover, uniform-reset mutation, (mu + lambda)
 elitist replacement. Individuals are re-encoded from their justified schedules (as the QIEA
-attractors are), so the comparison isolates the search operators.
+attractors are), so a comparison at the same schedule budget isolates the search operators.
+
+Interface (:mod:`rlhf_core.planner.algorithm`): :func:`init` evaluates a random population (one
+generation's schedules), each :func:`step` is one generation, :func:`best` reads the result.
 
 References:
     Hartmann, S. (1998). A competitive genetic algorithm for resource-constrained project
@@ -16,37 +19,50 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rlhf_core.planner.evaluate import DecodeName, SGSName, evaluate_population, evaluation_cost
+from rlhf_core.planner.algorithm import Algorithm, SearchResult
+from rlhf_core.planner.evaluate import evaluate_population
 from rlhf_core.planner.instance import Instance
-
-
-class GAParams(NamedTuple):
-    """Static hyper-parameters of the GA."""
-
-    pop_size: int = 32
-    mutation_rate: float = 0.05
-    sgs: SGSName = "serial"
-    fbi: bool = True
-    decode: DecodeName = "backward"
+from rlhf_core.planner.params import GAParams, evaluation_cost
 
 
 class GAState(NamedTuple):
-    """Population keys ``float32[P, N]``, makespans ``int32[P]``, best schedule and counters."""
+    """Population keys ``float32[P, N]``, makespans ``int32[P]``, best schedule and counters.
+
+    Generation ``g`` after ``init`` draws from ``fold_in(key, g)``.
+    """
 
     keys: jnp.ndarray
     ms: jnp.ndarray
     best_starts: jnp.ndarray
     best_ms: jnp.ndarray
     schedules: jnp.ndarray
+    key: jnp.ndarray
+    generation: jnp.ndarray
 
 
-def init_ga(inst: Instance, key: jnp.ndarray, params: GAParams) -> GAState:
-    """A random initial population, evaluated (counts as one generation)."""
-    prio = jax.random.uniform(key, (params.pop_size, inst.dur.shape[0]))
+def init(inst: Instance, key: jnp.ndarray, params: GAParams, budget: int) -> GAState:
+    """A random initial population from ``fold_in(key, 0)``, evaluated (one generation's cost).
+
+    Raises:
+        PlannerError: the budget does not cover the initial population.
+    """
+    params.generations(budget)
+    prio = jax.random.uniform(jax.random.fold_in(key, 0), (params.pop_size, inst.dur.shape[0]))
     starts, ms, keys = evaluate_population(inst, prio, params.sgs, params.fbi, params.decode)
     i = jnp.argmin(ms)
     per = evaluation_cost(params.pop_size, params.fbi, params.decode)
-    return GAState(keys, ms, starts[i], ms[i], jnp.int32(per))
+    return GAState(keys, ms, starts[i], ms[i], jnp.int32(per), jax.random.fold_in(key, 1), jnp.int32(0))
+
+
+def step(inst: Instance, state: GAState, params: GAParams) -> GAState:
+    """One generation: selection, crossover, mutation, evaluation, elitist replacement."""
+    new = _generation(inst, state, jax.random.fold_in(state.key, state.generation), params)
+    return new._replace(generation=state.generation + 1)
+
+
+def best(state: GAState) -> SearchResult:
+    """The best schedule found and the schedules generated."""
+    return SearchResult(state.best_starts, state.best_ms, state.schedules)
 
 
 def _generation(inst: Instance, state: GAState, key: jnp.ndarray, params: GAParams) -> GAState:
@@ -70,15 +86,8 @@ def _generation(inst: Instance, state: GAState, key: jnp.ndarray, params: GAPara
         all_keys[keep], all_ms[keep],
         jnp.where(better, starts[i], state.best_starts),
         jnp.where(better, ms[i], state.best_ms),
-        state.schedules + per,
+        state.schedules + per, state.key, state.generation,
     )
 
 
-def run_ga(
-    inst: Instance, state: GAState, key: jnp.ndarray, params: GAParams, generations: int
-) -> GAState:
-    """Run ``generations`` GA generations (``lax.scan``; jit the caller)."""
-    def body(s: GAState, k: jnp.ndarray) -> tuple[GAState, None]:
-        return _generation(inst, s, k, params), None
-
-    return jax.lax.scan(body, state, jax.random.split(key, generations))[0] if generations else state
+ALGORITHM: Algorithm[GAParams, GAState] = Algorithm("ga", init, step, best)

@@ -3,6 +3,7 @@
 :func:`plan_project` runs the configured search on one project, checks the returned schedule with
 the independent checker, and adds what a reader needs: lower bounds, resource profiles and the
 activities whose slack is zero under right-justification (the critical ones of THIS schedule).
+:meth:`Plan.to_table` gives the rows of the lake's ``plans`` table (schema from the catalog).
 """
 
 from __future__ import annotations
@@ -14,29 +15,16 @@ import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
 
+from rlhf_core.lake.catalog import PLANS_SCHEMA
+from rlhf_core.planner.config import SearchConfig
 from rlhf_core.planner.cpm import critical_path, resource_bound
 from rlhf_core.planner.feasibility import check_schedule
 from rlhf_core.planner.instance import reverse, to_instance
 from rlhf_core.planner.model import Project
-from rlhf_core.planner.search import SearchConfig, make_solver
+from rlhf_core.planner.search import make_solver
 from rlhf_core.planner.sgs import serial_sgs
 
-PLANS_SCHEMA = pa.schema(
-    [
-        pa.field("project", pa.string(), nullable=False),
-        pa.field("activity", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("start", pa.int32(), nullable=False),
-        pa.field("finish", pa.int32(), nullable=False),
-        pa.field("duration", pa.int32(), nullable=False),
-        pa.field("slack", pa.int32(), nullable=False),
-        pa.field("critical", pa.bool_(), nullable=False),
-        pa.field("makespan", pa.int32(), nullable=False),
-        pa.field("algorithm", pa.string(), nullable=False),
-        pa.field("seed", pa.int64(), nullable=False),
-        pa.field("schedules", pa.int64(), nullable=False),
-    ]
-)
+__all__ = ["PLANS_SCHEMA", "Plan", "plan_from_schedule", "plan_project", "schedule_slack"]
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,31 @@
-"""Quantum-inspired evolutionary algorithm (QIEA) for the RCPSP, one island at a time.
+"""Quantum-inspired evolutionary algorithm (QIEA) for the RCPSP, on islands.
 
 Each individual is a Q-bit angle array ``theta[N, B]``: activity ``j``'s priority (random key) is
 the ``B``-bit number observed bit by bit with ``P(1) = sin(theta)^2``. Every individual keeps an
 attractor (the best solution it has seen, re-encoded from the justified schedule), and a rotation
-gate turns each disagreeing Q-bit toward it with an angle that shrinks over the run and grows with
-the makespan gap (adaptive rotation). Angles are clamped to ``[eps, pi/2 - eps]`` (the H-epsilon
-gate) and perturbed by Gaussian mutation. The default schedule starts with a large rotation
-(0.38 pi, so a Q-bit that disagrees with its attractor flips its bias within a generation or two)
-and ends at 0.064 pi; the H-epsilon gate keeps every bit's flip probability at
-``sin(eps)^2`` (about 0.9 %), which is what explores once the population has concentrated. These
-defaults were picked on PSPLIB subsets (see ``benchmarks/bench_planner.py``). The island's best
-replaces every attractor every ``sync_interval`` generations; :func:`migrate` moves each island's
-best to the next island (ring).
+gate turns each disagreeing Q-bit toward it, by an angle that shrinks over the run (exploration
+first, then intensification) and grows with the makespan gap (adaptive rotation). The H-epsilon
+gate clamps angles to ``[eps, pi/2 - eps]`` so no bit ever becomes certain, and Gaussian mutation
+perturbs them. Every ``sync_interval`` generations the island's best replaces every attractor;
+every ``migration_interval`` generations each island's best moves to the next island (ring).
 
-Three additions to the textbook algorithm, all measured on PSPLIB (README):
+Three additions to the textbook algorithm, each for a reason:
 
 * Backward decoding: priorities are read as a right-to-left order, so an individual costs two
-  schedules (a backward SGS, then the forward pass that left-justifies it) instead of three, and
-  attractors are re-encoded from the justified schedule's finish times.
-* A parallel share: the last ``parallel_share`` of each island's children (a quarter by
-  default, never a window move) build their right-justified schedule with the parallel SGS (non-delay schedules),
-  the rest with the serial one; the forward justification is serial for all. Each child keeps its
-  slot, so its attractor and Q-bits learn for that decoder. On PSPLIB (every second instance, 5,000
-  schedules) this took j60 from 0.722 % to 0.647 % above the best known and j30 from 0.122 % to
-  0.087 % above the optima.
-* Window moves (a decomposition-style local search): the first ``window_moves`` children of each
-  island do not observe their Q-bits; they copy their attractor's order and shuffle one randomly
-  placed window of ``window_frac * N`` consecutive positions of it, so the activities before the
-  window are scheduled exactly as in the attractor and the window is re-solved with the rest
-  following (after Debels & Vanhoucke's decomposition GA). They are evaluated and counted like
-  every other child; their Q-bits rotate only when another child improves the attractor.
+  schedules (a backward SGS, then the forward pass that left-justifies it) instead of three.
+* A parallel share: the last ``parallel_share`` of each island's children (never a window move)
+  build their right-justified schedule with the parallel SGS. Non-delay schedules are a smaller
+  space that often holds the best schedules of tightly constrained projects; each child keeps its
+  slot, so its attractor and Q-bits learn for that decoder.
+* Window moves, a decomposition-style local search: the first ``window_moves`` children copy
+  their attractor's order and shuffle one window of ``window_frac * N`` consecutive positions, so
+  the window is re-solved with the rest of the schedule fixed around it.
 
-Everything is pure: ``run_island`` and ``migrate`` take and return :class:`IslandState`, so a
-caller may run islands in one ``vmap`` or fan them out to separate workers.
+Interface (:mod:`rlhf_core.planner.algorithm`): :func:`init`, :func:`step` and :func:`best` work
+on all islands at once (a leading island axis). :func:`init_island`, :func:`run_island` and
+:func:`migrate` work on one island, for callers that run islands on separate workers
+(:mod:`rlhf_core.planner.islands`); both paths find the same schedule. How the defaults were
+picked and what each addition measured: ``docs/planner-tuning.md``.
 
 References:
     Han, K.-H. & Kim, J.-H. (2002). Quantum-inspired evolutionary algorithm for a class of
@@ -50,35 +43,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rlhf_core.planner.evaluate import DecodeName, SGSName, evaluate_population, evaluation_cost
+from rlhf_core.planner.algorithm import Algorithm, SearchResult
+from rlhf_core.planner.evaluate import evaluate_population
 from rlhf_core.planner.instance import Instance
-
-
-class QIEAParams(NamedTuple):
-    """Static hyper-parameters of the QIEA (hashable, so they can close over jitted code)."""
-
-    pop_size: int = 8
-    bits: int = 8
-    dtheta_max: float = 0.38 * jnp.pi
-    dtheta_min: float = 0.064 * jnp.pi
-    gap_scale: float = 0.05
-    mutation_rate: float = 0.01
-    mutation_sigma: float = 0.1 * jnp.pi
-    epsilon: float = 0.03 * jnp.pi
-    sync_interval: int = 4
-    sgs: SGSName = "serial"
-    fbi: bool = True
-    decode: DecodeName = "backward"
-    window_moves: int = 2
-    window_frac: float = 0.25
-    parallel_share: float = 0.25
-
+from rlhf_core.planner.params import QIEAParams, evaluation_cost
 
 NO_SOLUTION = 2**30
 
 
 class IslandState(NamedTuple):
-    """The state of one island (add a leading axis for several).
+    """The state of one island (a leading axis for several).
 
     Attributes:
         theta: ``float32[P, N, B]`` Q-bit angles.
@@ -86,8 +60,10 @@ class IslandState(NamedTuple):
         attr_ms: ``int32[P]`` attractor makespans.
         best_starts: ``int32[N]`` the island's best schedule.
         best_ms: ``int32[]`` its makespan.
-        generation: ``int32[]`` generations done (for the rotation schedule).
+        generation: ``int32[]`` generations done (for the rotation schedule and the keys).
         schedules: ``int32[]`` schedules generated so far.
+        key: ``uint32[2]`` the island's PRNG key; generation ``g`` uses ``fold_in(key, g)``.
+        total: ``int32[]`` generations of the whole run (drives the rotation-angle schedule).
     """
 
     theta: jnp.ndarray
@@ -97,6 +73,8 @@ class IslandState(NamedTuple):
     best_ms: jnp.ndarray
     generation: jnp.ndarray
     schedules: jnp.ndarray
+    key: jnp.ndarray
+    total: jnp.ndarray
 
 
 def _weights(bits: int) -> jnp.ndarray:
@@ -116,14 +94,16 @@ def _observe(theta: jnp.ndarray, key: jnp.ndarray, bits: int) -> tuple[jnp.ndarr
     return obs, (obs.astype(jnp.float32) * _weights(bits)).sum(-1) + tie
 
 
-def init_island(inst: Instance, params: QIEAParams) -> IslandState:
+def init_island(inst: Instance, key: jnp.ndarray, params: QIEAParams, total: int) -> IslandState:
     """A blank island: uniform Q-bits (``theta = pi/4``) and no solution yet.
 
     The first generation observes and evaluates it like any other (no schedule is built here).
 
     Args:
         inst: A single padded instance (only its shape is used).
+        key: The island's PRNG key.
         params: Hyper-parameters.
+        total: Generations of the whole run.
 
     Returns:
         The island state before its first generation.
@@ -138,6 +118,8 @@ def init_island(inst: Instance, params: QIEAParams) -> IslandState:
         best_ms=jnp.int32(NO_SOLUTION),
         generation=jnp.int32(0),
         schedules=jnp.int32(0),
+        key=jnp.asarray(key),
+        total=jnp.int32(total),
     )
 
 
@@ -177,10 +159,8 @@ def n_parallel(params: QIEAParams) -> int:
     return min(params.pop_size - params.window_moves, round(params.parallel_share * params.pop_size))
 
 
-def _generation(
-    inst: Instance, state: IslandState, key: jnp.ndarray, params: QIEAParams, total: int
-) -> IslandState:
-    k_obs, k_mut, k_mask = jax.random.split(jax.random.fold_in(key, state.generation), 3)
+def _generation(inst: Instance, state: IslandState, params: QIEAParams) -> IslandState:
+    k_obs, k_mut, k_mask = jax.random.split(jax.random.fold_in(state.key, state.generation), 3)
     obs, prio = _observe(state.theta, k_obs, params.bits)
     if params.window_moves:
         obs, prio = _window_moves(state, obs, prio, jax.random.fold_in(k_obs, 1), params)
@@ -198,43 +178,55 @@ def _generation(
     a = jnp.argmin(attr_ms)
     attr_bits = jnp.where(sync, jnp.broadcast_to(attr_bits[a], attr_bits.shape), attr_bits)
     attr_ms = jnp.where(sync, jnp.full_like(attr_ms, attr_ms[a]), attr_ms)
-    frac = jnp.clip(state.generation.astype(jnp.float32) / max(total - 1, 1), 0.0, 1.0)
+    last = jnp.maximum(state.total - 1, 1).astype(jnp.float32)
+    frac = jnp.clip(state.generation.astype(jnp.float32) / last, 0.0, 1.0)
     base = params.dtheta_max + (params.dtheta_min - params.dtheta_max) * frac
     gap = (ms - attr_ms).astype(jnp.float32) / jnp.maximum(attr_ms, 1).astype(jnp.float32)
-    step = base * (0.5 + 0.5 * jnp.clip(gap / params.gap_scale, 0.0, 1.0))
+    angle = base * (0.5 + 0.5 * jnp.clip(gap / params.gap_scale, 0.0, 1.0))
     direction = jnp.where(attr_bits, 1.0, -1.0) * (obs != attr_bits)
-    theta = state.theta + step[:, None, None] * direction
+    theta = state.theta + angle[:, None, None] * direction
     mutate = jax.random.uniform(k_mask, theta.shape) < params.mutation_rate
     theta = theta + mutate * params.mutation_sigma * jax.random.normal(k_mut, theta.shape)
     theta = jnp.clip(theta, params.epsilon, jnp.pi / 2 - params.epsilon)
     per = evaluation_cost(params.pop_size, params.fbi, params.decode)
-    return IslandState(theta, attr_bits, attr_ms, best_starts, best_ms, gen, state.schedules + per)
+    return IslandState(theta, attr_bits, attr_ms, best_starts, best_ms, gen, state.schedules + per,
+                       state.key, state.total)
 
 
-def run_island(
-    inst: Instance, state: IslandState, key: jnp.ndarray, params: QIEAParams,
-    generations: int, total: int,
-) -> IslandState:
-    """Run ``generations`` QIEA generations on one island (``lax.scan``; jit the caller).
-
-    Generation ``g`` draws its randomness from ``fold_in(key, g)``, so splitting a run into
-    epochs (for migration or for separate workers) does not change the result.
-
-    Args:
-        inst: A single padded instance.
-        state: The island state.
-        key: The island's PRNG key (the same for every epoch).
-        params: Hyper-parameters.
-        generations: Generations to run now (static).
-        total: Generations of the whole run (static; drives the rotation-angle schedule).
-
-    Returns:
-        The new island state.
-    """
+def run_island(inst: Instance, state: IslandState, params: QIEAParams, generations: int) -> IslandState:
+    """Run ``generations`` (static) generations on one island, without migration (jit the caller)."""
     def body(s: IslandState, _: None) -> tuple[IslandState, None]:
-        return _generation(inst, s, key, params, total), None
+        return _generation(inst, s, params), None
 
     return jax.lax.scan(body, state, None, length=generations)[0] if generations else state
+
+
+def init(inst: Instance, key: jnp.ndarray, params: QIEAParams, budget: int) -> IslandState:
+    """Every island, blank, stacked along a leading axis; island ``i`` uses ``fold_in(key, i)``.
+
+    Raises:
+        PlannerError: the budget does not cover one generation.
+    """
+    total = params.generations(budget)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(params.islands))
+    return jax.vmap(lambda k: init_island(inst, k, params, total))(keys)
+
+
+def step(inst: Instance, state: IslandState, params: QIEAParams) -> IslandState:
+    """One generation on every island, then ring migration when an epoch ends.
+
+    An epoch ends every ``migration_interval`` generations and after the last one.
+    """
+    s = jax.vmap(lambda st: _generation(inst, st, params))(state)
+    g = s.generation[0]
+    due = (g % params.migration_interval == 0) | (g == s.total[0])
+    return jax.tree.map(lambda a, b: jnp.where(due, a, b), migrate(s), s)
+
+
+def best(state: IslandState) -> SearchResult:
+    """The best island's schedule (first island wins ties) and the schedules of all islands."""
+    i = jnp.argmin(state.best_ms)
+    return SearchResult(state.best_starts[i], state.best_ms[i], state.schedules.sum())
 
 
 def migrate(states: IslandState) -> IslandState:
@@ -265,3 +257,6 @@ def migrate(states: IslandState) -> IslandState:
         best_starts=jnp.where(better[:, None], in_starts, states.best_starts),
         best_ms=jnp.where(better, in_best, states.best_ms),
     )
+
+
+ALGORITHM: Algorithm[QIEAParams, IslandState] = Algorithm("qiea", init, step, best)

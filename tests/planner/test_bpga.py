@@ -9,23 +9,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlhf_core.planner import check_schedule, read_sm, to_instance
+from rlhf_core.planner import BPGAParams, check_schedule, read_sm, to_instance
 from rlhf_core.planner.bpga import (
-    BPGAParams,
+    ALGORITHM,
     _keys,
     _peak_child,
     _utilisation,
     _window_child,
-    init_bpga,
+    init,
     mutation_rates,
     n_parallel,
     restart_due,
-    run_bpga,
+    step,
 )
 from rlhf_core.planner.cpm import critical_path
+from rlhf_core.planner.search import run_steps
 from rlhf_core.planner.sgs import backward_sgs, mixed_passes, parallel_sgs, serial_sgs
 
-PARAMS = BPGAParams(pop_size=12)
+PARAMS = BPGAParams(pop_size=12, window_moves=8)
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +35,13 @@ def j30(shared_data: Path):
     return proj, proj.arrays(), to_instance(proj.arrays())
 
 
-def _run(inst, halves: int, seed: int = 3):
-    state = init_bpga(inst, jax.random.PRNGKey(seed), PARAMS)
-    return jax.jit(lambda s: run_bpga(inst, s, jax.random.PRNGKey(seed + 1), PARAMS, halves))(state)
+def _run(inst, halves: int, seed: int = 3, planned: int | None = None):
+    """``init``, then ``halves`` half-generations of a run planned for ``planned`` (default: as many)."""
+    budget = PARAMS.pop_size * (1 + (halves if planned is None else planned))
+    state = init(inst, jax.random.PRNGKey(seed), PARAMS, budget)
+    steps = (halves + 1) // 2
+    assert planned is not None or steps == PARAMS.generations(budget)
+    return jax.jit(lambda s: run_steps(ALGORITHM, inst, s, PARAMS, steps))(state)
 
 
 def test_populations_are_feasible_justified_and_elitist(j30) -> None:
@@ -57,7 +62,7 @@ def test_populations_are_feasible_justified_and_elitist(j30) -> None:
     assert check_schedule(arrays, np.asarray(state.best_starts)[:n], where=proj.name) == int(state.best_ms)
     assert int(state.best_ms) >= critical_path(arrays).length
     # The search improves on its random initial population.
-    first = init_bpga(inst, jax.random.PRNGKey(3), PARAMS)
+    first = init(inst, jax.random.PRNGKey(3), PARAMS, PARAMS.pop_size)
     assert int(state.best_ms) <= int(first.best_ms)
 
 
@@ -172,8 +177,8 @@ def test_mutation_rate_falls_linearly_per_generation() -> None:
 @pytest.mark.parametrize("stalled", [False, True])
 def test_a_stalled_search_restarts_both_populations_and_keeps_its_best(j30, stalled: bool) -> None:
     proj, arrays, inst = j30
-    params = PARAMS._replace(restart_after=3)
-    state = _run(inst, halves=4)
+    params = PARAMS.model_copy(update={"restart_after": 3})
+    state = _run(inst, halves=4, planned=6)
     # Mark every member with an impossible makespan of 1: an elitist merge keeps them all, a
     # restart must drop them all.
     marked = state._replace(
@@ -181,7 +186,7 @@ def test_a_stalled_search_restarts_both_populations_and_keeps_its_best(j30, stal
         pop_best=jnp.int32(1), stall=jnp.int32(3 if stalled else 2),
     )
     assert bool(restart_due(marked, params)) == stalled
-    after = jax.jit(lambda s: run_bpga(inst, s, jax.random.PRNGKey(7), params, 2))(marked)
+    after = jax.jit(lambda s: step(inst, s, params))(marked._replace(key=jax.random.PRNGKey(7)))
     assert int(after.schedules) == int(state.schedules) + 2 * params.pop_size
     assert int(after.best_ms) <= int(state.best_ms)
     assert check_schedule(arrays, np.asarray(after.best_starts)[: proj.n_activities], where=proj.name) == int(after.best_ms)
@@ -203,13 +208,26 @@ def test_a_stalled_search_restarts_both_populations_and_keeps_its_best(j30, stal
 
 def test_stall_counts_generations_without_progress_and_zero_never_restarts(j30) -> None:
     _, _, inst = j30
-    state = _run(inst, halves=2)
-    never = PARAMS._replace(restart_after=0)
+    state = _run(inst, halves=2, planned=8)
+    never = PARAMS.model_copy(update={"restart_after": 0})
     assert not bool(restart_due(state._replace(stall=jnp.int32(10**6)), never))
-    stuck = state._replace(pop_best=jnp.int32(1), stall=jnp.int32(0))
-    after = jax.jit(lambda s: run_bpga(inst, s, jax.random.PRNGKey(5), never, 4))(stuck)
+    stuck = state._replace(pop_best=jnp.int32(1), stall=jnp.int32(0), key=jax.random.PRNGKey(5))
+    after = jax.jit(lambda s: run_steps(ALGORITHM, inst, s, never, 2))(stuck)
     assert int(after.stall) == 2 and int(after.pop_best) == 1
-    worse = state._replace(pop_best=jnp.int32(10**6), stall=jnp.int32(5))
-    after = jax.jit(lambda s: run_bpga(inst, s, jax.random.PRNGKey(5), never, 2))(worse)
+    worse = state._replace(pop_best=jnp.int32(10**6), stall=jnp.int32(5), key=jax.random.PRNGKey(5))
+    after = jax.jit(lambda s: step(inst, s, never))(worse)
     assert int(after.stall) == 0
     assert int(after.pop_best) == min(int(after.left_ms[0]), int(after.right_ms[0]))
+
+
+def test_the_lone_last_half_of_an_odd_run_never_restarts(j30) -> None:
+    _, _, inst = j30
+    params = PARAMS.model_copy(update={"restart_after": 1})
+    state = _run(inst, halves=4, planned=5)  # one backward half is left
+    marked = state._replace(right_ms=jnp.ones_like(state.right_ms), stall=jnp.int32(9))
+    assert bool(restart_due(marked, params))
+    after = jax.jit(lambda s: step(inst, s, params))(marked)
+    assert int(after.schedules) == int(state.schedules) + params.pop_size
+    assert (np.asarray(after.right_ms) == 1).all()  # merged into, not replaced
+    assert np.array_equal(np.asarray(after.left), np.asarray(state.left))  # no forward half ran
+    assert int(after.stall) == 9

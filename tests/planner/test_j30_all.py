@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 from rlhf_core.planner import (
+    BPGAParams,
+    GAParams,
+    QIEAParams,
     SearchConfig,
     check_schedule,
     critical_path,
@@ -26,9 +29,9 @@ from rlhf_core.planner import (
 )
 
 CONFIGS = {
-    "qiea": SearchConfig(algorithm="qiea", budget=1000, islands=4, pop_size=4, seed=1),
-    "ga": SearchConfig(algorithm="ga", budget=480, islands=4, pop_size=4, seed=1),
-    "bpga": SearchConfig(algorithm="bpga", budget=1000, bpga_population=40, seed=1),
+    "qiea": SearchConfig(budget=1000, seed=1, params=QIEAParams(islands=4, pop_size=4)),
+    "ga": SearchConfig(budget=480, seed=1, params=GAParams(pop_size=16)),
+    "bpga": SearchConfig(budget=1000, seed=1, params=BPGAParams(pop_size=40)),
 }
 
 

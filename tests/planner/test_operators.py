@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlhf_core.planner import Activity, Project, Resource, check_schedule, read_sm, to_instance
-from rlhf_core.planner.evaluate import evaluate_population, evaluation_cost
-from rlhf_core.planner.qiea import QIEAParams, _encode, _window_moves, init_island, n_parallel
+from rlhf_core.planner.evaluate import evaluate_population
+from rlhf_core.planner.params import QIEAParams, evaluation_cost
+from rlhf_core.planner.qiea import _encode, _window_moves, init_island, n_parallel
 from tests.planner.test_sgs import SHAPE, projects
 
 POP = 5
@@ -57,7 +58,7 @@ def test_window_moves_shuffle_one_contiguous_window_of_the_attractor_order() -> 
         name="p", resources=(Resource(name="gpu", capacity=1),),
         activities=tuple(Activity(name=f"a{j}", duration=1, demands={"gpu": 1}) for j in range(n)),
     ).arrays())
-    state = init_island(inst, params)
+    state = init_island(inst, jax.random.PRNGKey(0), params, 10)
     obs = jax.random.uniform(jax.random.PRNGKey(1), state.theta.shape) < 0.5
     prio = jax.random.uniform(jax.random.PRNGKey(2), (6, n)) * 256
     # No attractor yet: the observed children are kept.

@@ -10,10 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from rlhf_cli.main import app
-from rlhf_core.errors import PlannerError
-from rlhf_core.io.lake import Lake
+from rlhf_core.errors import ConfigError, PlannerError
+from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.store import Lake
 from rlhf_core.planner import (
     PLANS_SCHEMA,
+    QIEAParams,
     SearchConfig,
     check_schedule,
     gantt_png,
@@ -21,11 +23,12 @@ from rlhf_core.planner import (
     plan_markdown,
     plan_project,
 )
-from tasks.planning import PLANS, publish_plan
+from rlhf_core.planner.publish import publish_plan
 from tests.conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "configs" / "campaigns" / "rlhf_campaign.yaml"
-CONFIG = SearchConfig(budget=480, islands=2, pop_size=8, seed=5)
+CONFIG = SearchConfig(budget=480, seed=5, params=QIEAParams(islands=2, pop_size=8))
+PLANS = Table.PLANS
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +89,11 @@ def test_cli_plans_with_the_bi_population_ga(shared_data: Path, wizard_home: Pat
     small = CliRunner().invoke(app, [*args[:-4], "--budget", "30", "--population", "40"])
     assert isinstance(small.exception, PlannerError)
     assert "schedule budget 30 is below one generation (40 schedules)" in str(small.exception)
+    # The choices come from the configuration's algorithm tags; click names the option and value.
     unknown = CliRunner().invoke(app, [*args[:3], "--algorithm", "sa"])
-    assert "unknown --algorithm 'sa'" in str(unknown.exception)
+    said = " ".join(unknown.output.replace("│", " ").split())
+    assert unknown.exit_code == 2
+    assert "Invalid value for '--algorithm'" in said and "'sa' is not one of 'qiea', 'bpga', 'ga'" in said
 
 
 def test_cli_reports_a_cyclic_campaign(tmp_path: Path, wizard_home: Path) -> None:
@@ -109,3 +115,26 @@ def test_cli_refuses_window_moves_that_leave_no_observed_child(shared_data: Path
     assert result.exit_code != 0 and isinstance(result.exception, PlannerError)
     assert "window_moves 2 leaves no observed child in an island of 2" in str(result.exception)
     assert Lake(str(wizard_home)).list_runs(PLANS) == []  # nothing half-written
+
+
+def test_cli_takes_algorithm_options_from_the_configuration(shared_data: Path, wizard_home: Path) -> None:
+    sm = str(shared_data / "psplib/j30/instances/j301_1.sm")
+    base = ["plan", "--psplib", sm, "--algorithm", "bpga"]
+    # --pop-size and --population name the same parameter (BPGA: each population).
+    small = CliRunner().invoke(app, [*base, "--budget", "30", "--pop-size", "40"])
+    assert isinstance(small.exception, PlannerError)
+    assert "schedule budget 30 is below one generation (40 schedules)" in str(small.exception)
+    # An option the algorithm does not have, and a value out of range, are refused by the config.
+    islands = CliRunner().invoke(app, [*base, "--islands", "2"])
+    assert isinstance(islands.exception, ConfigError)
+    assert str(islands.exception).startswith("<command line>: bpga has no parameter 'islands'")
+    share = CliRunner().invoke(app, [*base, "--parallel-share", "1.5"])
+    assert isinstance(share.exception, ConfigError)
+    assert "parallel_share: Input should be less than or equal to 1" in str(share.exception)
+    parallel = CliRunner().invoke(app, [*base, "--sgs", "parallel"])
+    assert isinstance(parallel.exception, PlannerError) and "sgs='parallel'" in str(parallel.exception)
+    assert Lake(str(wizard_home)).list_runs(PLANS) == []
+    shown = CliRunner().invoke(app, ["plan", "--help"])
+    said = " ".join(shown.output.replace("│", " ").split())
+    assert shown.exit_code == 0
+    assert "(default: qiea 4, bpga 80, ga 16)" in said  # the params classes' defaults

@@ -57,13 +57,13 @@ def pipeline_run(prefect_harness: str, tmp_path_factory: pytest.TempPathFactory)
 def enriched_lake(pipeline_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the run's lake plus what ``optimize-policy`` and the planner write for the run."""
     from flows.optimize_policy import OptimizePolicyParams, optimize_policy
-    from rlhf_core.planner import SearchConfig, load_campaign, plan_project
-    from tasks.planning import publish_plan
+    from rlhf_core.planner import GAParams, SearchConfig, load_campaign, plan_project
+    from rlhf_core.planner.publish import publish_plan
 
     source, _ = pipeline_run
     root = tmp_path_factory.mktemp("enriched") / "lake"
     shutil.copytree(source, root)
     optimize_policy(OptimizePolicyParams(contract=str(DEMO_CONTRACT), run_id=RUN_ID, lake_root=str(root)))
-    plan = plan_project(load_campaign(CAMPAIGN), SearchConfig(algorithm="ga", budget=100, islands=1, pop_size=8))
+    plan = plan_project(load_campaign(CAMPAIGN), SearchConfig(budget=100, params=GAParams(pop_size=8)))
     publish_plan(plan, RUN_ID, str(root))
     return root

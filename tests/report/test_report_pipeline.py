@@ -109,7 +109,8 @@ def test_enriched_run_shows_pareto_lambda_pairs_and_plan(enriched_lake: Path) ->
     lake = Lake(enriched_lake)
     result = build_report(lake, RUN_ID)
     html = Path(result.path).read_text("utf-8")
-    assert result.sections == {"pareto": True, "policy": True, "pairs": True, "plan": True}
+    assert result.sections == {"pareto": True, "policy": True, "pairs": True, "plan": True,
+                               "agreement": False}  # the generated data of this test has no labels
     assert "not computed" not in html and "No campaign plan" not in html
     pngs = assert_self_contained(html)
     assert len(pngs) == 5  # + Pareto front and Gantt chart
@@ -133,7 +134,8 @@ def test_build_report_flow_defaults_to_the_latest_completed_run(pipeline_run) ->
     lake, result = pipeline_run
     out = build_report_flow(BuildReportParams(lake_root=str(lake)))
     assert out["run_id"] == RUN_ID and out["path"] == result["report"]
-    assert out["sections"] == {"pareto": False, "policy": False, "pairs": False, "plan": False}
+    assert out["sections"] == {"pareto": False, "policy": False, "pairs": False, "plan": False,
+                               "agreement": False}
     with pytest.raises(LakeError, match="no completed contract-pipeline run"):
         build_report_flow(BuildReportParams(lake_root=str(lake / "empty")))
 

@@ -1,0 +1,95 @@
+"""Clean cancellation of a run started from the command line (SIGTERM, SIGINT / Ctrl-C).
+
+:func:`cancel_on_signals` makes both signals raise :class:`RunCancelled` in the main thread.
+Prefect's flow engine installs its own SIGTERM bridge while a flow runs and, once its flow has
+recorded the cancellation, re-delivers the signal to the handler it replaced — this one — so the
+exception unwinds every context manager (the Dask cluster, the temporary Prefect server) on its
+way out. Whatever child process is still alive after that (a worker stuck in native code, a
+server that did not stop) is terminated, then killed after a grace period, so a cancelled run
+never leaves a process behind.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psutil
+
+GRACE_S = 5.0
+"""Seconds children get to exit after SIGTERM before they are killed."""
+
+__all__ = ["GRACE_S", "RunCancelled", "cancel_on_signals", "cancellation_reason",
+           "stop_children"]
+
+
+class RunCancelled(KeyboardInterrupt):
+    """The run was asked to stop by a signal (a ``KeyboardInterrupt``, so libraries unwind)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"cancelled by {signal.Signals(signum).name}")
+
+
+def cancellation_reason(exc: BaseException) -> str | None:
+    """``cancelled by SIGTERM`` (or SIGINT) for a signal-driven stop, else None."""
+    signum = getattr(exc, "signum", None) or getattr(exc, "signal", None)
+    if isinstance(signum, int):
+        return f"cancelled by {signal.Signals(signum).name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "cancelled by SIGINT"
+    return None
+
+
+def stop_children(grace_s: float = GRACE_S) -> list[int]:
+    """Terminate every descendant of this process, killing those still alive after ``grace_s``.
+
+    Returns:
+        The pids that were still running.
+    """
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(alive, timeout=grace_s)
+    return [c.pid for c in children]
+
+
+@contextmanager
+def cancel_on_signals() -> Iterator[None]:
+    """Raise :class:`RunCancelled` on SIGTERM / SIGINT inside the block; stop children on cancel.
+
+    A second signal while unwinding is ignored (the first one's cleanup is already running).
+    """
+    stopping = False
+
+    def handler(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise RunCancelled(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except BaseException as exc:
+        if cancellation_reason(exc) is not None:  # Ctrl-C, our signal, or Prefect's SIGTERM bridge
+            stopping = True
+            stop_children()
+        raise
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,89 @@
+"""SIGTERM / SIGINT to a real `rlhf-wizard run`: recorded as cancelled, no process left, re-runnable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from rlhf_core.ingest.generator import write_synthetic
+from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.runs import get_run
+from rlhf_core.lake.store import Lake
+from rlhf_core.security.audit import AuditLog
+from tests.conftest import REPO_ROOT
+
+WIZARD = Path(sys.executable).with_name("rlhf-wizard")
+DEMO = REPO_ROOT / "configs" / "contracts" / "demo.yaml"
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(RLHF_WIZARD_HOME=str(home / "lake"), PREFECT_HOME=str(home / "prefect"),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    return env
+
+
+def _start(home: Path, data: Path, run_id: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(WIZARD), "run", "--contract", str(DEMO), "--data", str(data), "--run-id", run_id,
+         "--workers", "2"], cwd=home, env=_env(home), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(predicate, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "delay_s"), [(signal.SIGTERM, 0.0), (signal.SIGINT, 6.0),
+                                                  (signal.SIGTERM, 12.0)],
+                         ids=["sigterm-at-start", "sigint-mid-run", "sigterm-later"])
+def test_signal_cancels_cleanly_and_the_run_id_can_be_rerun(tmp_path: Path, signum: int,
+                                                              delay_s: float) -> None:
+    data = tmp_path / "data"
+    write_synthetic(data, 200_000, seed=4)
+    lake = Lake(tmp_path / "lake")
+    proc = _start(tmp_path, data, "cx")
+    try:
+        _wait_for(lambda: bool(lake.part_paths(Table.RUNS, "cx")), timeout_s=120)
+        time.sleep(delay_s)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the run should have started a Prefect server and Dask processes"
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, out[-2000:]
+    name = signal.Signals(signum).name
+    lines = [line for line in out.splitlines() if "cancelled by" in line]
+    assert lines and f"cancelled by {name}" in lines[-1], out[-2000:]
+    assert "Traceback" not in out
+    _wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+                              for c in children), timeout_s=15)
+    record = get_run(lake, "cx")
+    assert record.status == "cancelled" and record.error == f"cancelled by {name}"
+    finished = [e for e in AuditLog(lake).entries() if e.kind == "run_finished" and e.subject == "cx"]
+    assert finished and finished[-1].details["status"] == "cancelled"
+    for table in lake.list_tables():  # only committed partitions are visible: part files only
+        for path in lake.part_paths(table, "cx"):
+            assert Path(path).name.startswith("part-") and Path(path).suffix == ".parquet"
+
+    rerun = _start(tmp_path, data, "cx")
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, out[-3000:]
+    assert get_run(lake, "cx").status == "completed"
+    assert lake.count_rows(Table.SCORES, "cx") == 200_000
