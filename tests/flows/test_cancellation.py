@@ -48,13 +48,12 @@ def _wait_for(predicate, timeout_s: float) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "delay_s"), [(signal.SIGTERM, 0.0), (signal.SIGINT, 6.0),
-                                                  (signal.SIGTERM, 12.0)],
-                         ids=["sigterm-at-start", "sigint-mid-run", "sigterm-later"])
+@pytest.mark.parametrize(("signum", "delay_s"), [(signal.SIGTERM, 0.0), (signal.SIGINT, 8.0)],
+                         ids=["sigterm-at-start", "sigint-mid-run"])
 def test_signal_cancels_cleanly_and_the_run_id_can_be_rerun(tmp_path: Path, signum: int,
                                                               delay_s: float) -> None:
     data = tmp_path / "data"
-    write_synthetic(data, 200_000, seed=4)
+    write_synthetic(data, 100_000, seed=4)
     lake = Lake(tmp_path / "lake")
     proc = _start(tmp_path, data, "cx")
     try:
@@ -86,4 +85,4 @@ def test_signal_cancels_cleanly_and_the_run_id_can_be_rerun(tmp_path: Path, sign
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out[-3000:]
     assert get_run(lake, "cx").status == "completed"
-    assert lake.count_rows(Table.SCORES, "cx") == 200_000
+    assert lake.count_rows(Table.SCORES, "cx") == 100_000
