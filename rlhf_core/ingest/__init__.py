@@ -10,8 +10,7 @@ Public API (imported lazily)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlhf_core.lazy import lazy_exports
 
 _EXPORTS = {
     "read_source": "rlhf_core.ingest.write",
@@ -25,11 +24,4 @@ _EXPORTS = {
     "write_synthetic": "rlhf_core.ingest.generator",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlhf_core.ingest' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -11,8 +11,7 @@ Public API (imported lazily)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlhf_core.lazy import lazy_exports
 
 _EXPORTS = {
     "Lake": "rlhf_core.lake.store",
@@ -30,11 +29,4 @@ _EXPORTS = {
     "check_table_name": "rlhf_core.lake.names",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlhf_core.lake' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -44,8 +44,7 @@ Names are imported lazily, so ``import rlhf_core.planner.params`` does not impor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlhf_core.lazy import lazy_exports
 
 _MODULES = {
     "algorithm": ("Algorithm", "SearchResult"),
@@ -69,11 +68,4 @@ _MODULES = {
 }
 _EXPORTS = {name: f"rlhf_core.planner.{module}" for module, names in _MODULES.items() for name in names}
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlhf_core.planner' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

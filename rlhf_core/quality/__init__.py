@@ -11,8 +11,7 @@ Public API (imported lazily)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlhf_core.lazy import lazy_exports
 
 _EXPORTS = {
     "check_table": "rlhf_core.quality.gx",
@@ -22,11 +21,4 @@ _EXPORTS = {
     "TABLE_KINDS": "rlhf_core.quality.suites",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlhf_core.quality' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

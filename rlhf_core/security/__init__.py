@@ -11,8 +11,7 @@ Public API (imported lazily)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlhf_core.lazy import lazy_exports
 
 _EXPORTS = {
     "generate_keypair": "rlhf_core.security.keys",
@@ -29,11 +28,4 @@ _EXPORTS = {
     "require_approved": "rlhf_core.security.approval",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlhf_core.security' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
