@@ -139,12 +139,20 @@ def run_pipeline(
     from ops.cancel import cancel_on_signals, cancellation_reason
     from ops.config import load_pipeline_config
     from ops.runtime import prefect_api
+    from rlhf_core.errors import ConfigError
 
     settings = load_pipeline_config(config)
     if dask_address:
         settings.dask.address = dask_address
     if workers:
         settings.dask.n_workers = workers
+    address = settings.dask.resolved_address()
+    if address and not os.environ.get("PREFECT_API_URL"):
+        raise ConfigError(
+            f"a run on the existing Dask scheduler {address} needs a persistent Prefect API: "
+            "its workers would keep reporting to this run's temporary server after it stops; "
+            "start one (prefect server start) and export PREFECT_API_URL=http://127.0.0.1:4200/api",
+            "<command line>")
     params = ContractPipelineParams(
         contract=str(contract.resolve()), data=str(data.resolve()), adapter=adapter,
         mapping=str(mapping.resolve()) if mapping else None, run_id=run_id,

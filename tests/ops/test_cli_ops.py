@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from rlhf_cli.main import app
+from tests.conftest import REPO_ROOT
 
 runner = CliRunner()
 
@@ -50,3 +52,21 @@ def test_serve_rejects_a_malformed_interval(monkeypatch: pytest.MonkeyPatch) -> 
     result = runner.invoke(app, ["serve", "--interval", "validate-contract"])
     assert isinstance(result.exception, ConfigError)
     assert "NAME=SECONDS" in str(result.exception)
+
+
+def test_a_run_on_an_existing_scheduler_without_a_prefect_api_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run would start its own temporary API that the cluster's workers cannot follow."""
+    from rlhf_core.errors import ConfigError
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("RLHF_WIZARD_HOME", str(tmp_path / "lake"))
+    data = tmp_path / "data.parquet"
+    data.write_bytes(b"")
+    result = CliRunner().invoke(app, ["run", "--contract", str(REPO_ROOT / "configs" / "contracts" / "demo.yaml"),
+                                      "--data", str(data), "--dask-address", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ConfigError)
+    assert "needs a persistent Prefect API" in str(result.exception)
+    assert "export PREFECT_API_URL" in str(result.exception)
+    assert not (tmp_path / "lake").exists()  # refused before anything was written
