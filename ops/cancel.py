@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psutil
 
@@ -21,7 +21,7 @@ GRACE_S = 5.0
 """Seconds children get to exit after SIGTERM before they are killed."""
 
 __all__ = ["GRACE_S", "RunCancelled", "cancel_on_signals", "cancellation_reason",
-           "stop_children"]
+           "close_dask_clusters", "stop_children"]
 
 
 class RunCancelled(KeyboardInterrupt):
@@ -40,6 +40,23 @@ def cancellation_reason(exc: BaseException) -> str | None:
     if isinstance(exc, KeyboardInterrupt):
         return "cancelled by SIGINT"
     return None
+
+
+def close_dask_clusters(grace_s: float = GRACE_S) -> None:
+    """Close every Dask cluster this process started, before its workers are stopped.
+
+    ``distributed`` closes them again at exit (an ``atexit`` hook over ``SpecCluster._instances``);
+    a cluster whose workers were already killed would print a traceback there, so each one is
+    closed here and then excluded from that hook (``shutdown_on_close = False``).
+    """
+    try:
+        from distributed.deploy.spec import SpecCluster
+    except ImportError:
+        return
+    for cluster in list(SpecCluster._instances):
+        with suppress(Exception):  # a half-started cluster may fail to close; its processes are
+            cluster.close(timeout=grace_s)  # stopped by stop_children right after
+        cluster.shutdown_on_close = False
 
 
 def stop_children(grace_s: float = GRACE_S) -> list[int]:
@@ -88,6 +105,7 @@ def cancel_on_signals() -> Iterator[None]:
     except BaseException as exc:
         if cancellation_reason(exc) is not None:  # Ctrl-C, our signal, or Prefect's SIGTERM bridge
             stopping = True
+            close_dask_clusters()
             stop_children()
         raise
     finally:

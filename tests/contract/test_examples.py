@@ -13,12 +13,13 @@ from rlhf_core.contract.lint import lint_contract
 from rlhf_core.security.approval import verify
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "contracts"
-NAMES = ["demo", "helpsteer", "helpsteer_nemotron", "pku_saferlhf", "ultrafeedback"]
+NAMES = ["demo", "helpsteer", "helpsteer_nemotron", "hh_rlhf", "pku_saferlhf", "ultrafeedback"]
 DATA = {
     "helpsteer": ("helpsteer", "helpsteer_train500.jsonl"),
     "helpsteer_nemotron": ("helpsteer", "helpsteer_train500.jsonl"),
     "pku_saferlhf": ("pku_saferlhf", "pku_saferlhf_train500.jsonl"),
     "ultrafeedback": ("ultrafeedback", "ultrafeedback_binarized_train1000.jsonl"),
+    "hh_rlhf": ("hh_rlhf", "hh_helpful_train500.jsonl"),
 }
 
 
@@ -82,8 +83,9 @@ def test_demo_contract_scores_synthetic_data() -> None:
     assert np.isfinite(reward).all()
     assert scores.column("ensures_ok").to_numpy().all()
     veto = scores.column("veto").to_numpy()
-    unsafe = ~table.column("is_safe").to_numpy(zero_copy_only=False)
-    assert veto[unsafe].all() and unsafe.any()
+    # The demo vetoes severe harm only (``safe: REQUIRES severity <= 1``); mild harm is traded off.
+    severe = table.column("severity").to_numpy(zero_copy_only=False) > 1
+    assert veto[severe].all() and severe.any()
 
 
 @pytest.mark.parametrize("name", sorted(DATA))

@@ -276,7 +276,7 @@ def running_server(startup_timeout_s: float = 20.0) -> Iterator[ServerHandle]:
         A :class:`ServerHandle` once ``/admin/health`` answers.
     """
     port = _free_port()
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.remote.server", "--port", str(port)],
         cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
