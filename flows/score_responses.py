@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ops.runtime import DaskConfig, make_task_runner
 from tasks.reporting import publish_score_summary
-from tasks.scoring import plan_score_shards, publish_scores, score_shard
+from tasks.scoring import compute_run_stats, plan_score_shards, publish_scores, score_shard
 
 
 class ScoreResponsesParams(BaseModel):
@@ -40,8 +40,13 @@ class ScoreResponsesParams(BaseModel):
 def score_responses(params: ScoreResponsesParams) -> dict:
     """Plan shards -> score each shard on a worker -> publish the partition -> summarise."""
     shards = plan_score_shards(params.inputs, params.group_column, params.shard_rows, params.keep_groups)
+    # ``... IN run`` normalisations need statistics of the whole run: computed once, read by every
+    # shard (None, and nothing read, for contracts without them).
+    stats = compute_run_stats(params.contract, params.contract_hash, shards, params.run_id,
+                              params.lake_root)
     futures = [
-        score_shard.submit(params.contract, params.contract_hash, shard, params.run_id, params.lake_root)
+        score_shard.submit(params.contract, params.contract_hash, shard, params.run_id,
+                           params.lake_root, run_stats=stats)
         for shard in shards
     ]
     results = [future.result() for future in futures]

@@ -72,9 +72,10 @@ def lint(path: ContractPath, as_json: JsonFlag = False) -> None:
             f"stakeholders, {len(contract.program.clauses)} clauses, rule {contract.program.rule}"
         )
         for item in result.static:
-            _out.print(f"  ENSURES {item.label}: {item.status} {item.detail}".rstrip())
-        for warning in result.warnings:
-            _out.print(f"  warning: {warning}")
+            _out.print(f"  ENSURES {item.label}: {item.status} {item.detail}".rstrip(),
+                       markup=False)
+        for warning in result.warnings:  # warnings quote contract text: no rich markup
+            _out.print(f"  warning: {warning}", markup=False)
     if result.errors:
         raise ContractError(f"{path}: " + "; ".join(result.errors))
 
@@ -121,12 +122,16 @@ def sign(
 ) -> None:
     """Add one stakeholder's signature to <stem>.contract.dsse.json beside the contract.
 
+    Refuses a contract whose utility, penalty or reward can be NaN or infinite over the declared
+    ranges (see `contract lint`) unless it declares `acknowledge: [nan_risk]`.
+
     Example: rlhf-wizard contract sign demo.yaml --key keys/users.key.pem --stakeholder users
     """
     from rlhf_core.security.approval import sign as sign_contract
-    from rlhf_core.security.keys import resolve_passphrase
 
-    report = sign_contract(path, key, stakeholder, resolve_passphrase())
+    # The passphrase is asked for (or read from the environment) only once the contract has
+    # passed its checks: a contract with an unacknowledged NaN risk is refused first.
+    report = sign_contract(path, key, stakeholder)
     _out.print(f"signed by {stakeholder}; " + report.summary())
 
 

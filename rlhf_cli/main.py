@@ -15,6 +15,7 @@ from types import ModuleType
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rlhf_cli import (
     audit,
@@ -82,10 +83,10 @@ def main() -> None:
     try:
         app()
     except SourceLocatedError as exc:
-        _err.print(f"[red]error:[/red] {exc}", markup=True)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
         if exc.caret:
             _err.print(exc.caret, markup=False)
         sys.exit(1)
     except WizardError as exc:
-        _err.print(f"[red]error:[/red] {exc}", markup=True)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
         sys.exit(1)

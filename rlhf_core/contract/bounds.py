@@ -19,8 +19,16 @@ from rlhf_core.errors import ContractError
 
 
 def input_env(program: ContractProgram, rounding: bool = False) -> dict[str, Interval]:
-    """Interval per input name (``<s>__len`` for str inputs) from the declared ranges."""
-    env: dict[str, Interval] = {}
+    """Interval per input name (``<s>__len`` for str inputs) from the declared ranges, plus the
+    group sizes normalisations are bounded by (``__n_prompt``: ``[1, max_candidates]`` when
+    declared; ``__n_run`` and undeclared prompt sizes: ``[1, 2**63]``)."""
+    env: dict[str, Interval] = {
+        iv.GROUP_SIZE_KEYS["prompt"]: (
+            iv.UNKNOWN_GROUP_SIZE if program.max_candidates is None
+            else Interval(1.0, float(program.max_candidates))
+        ),
+        iv.GROUP_SIZE_KEYS["run"]: iv.UNKNOWN_GROUP_SIZE,
+    }
     for decl in program.inputs:
         lo = -math.inf if decl.lo is None else float(decl.lo)
         hi = math.inf if decl.hi is None else float(decl.hi)

@@ -144,11 +144,13 @@ def _parse_clauses(
         line, shift = _clause_position(source)
 
     def run() -> tuple[Clause, ...]:
-        clauses = tuple(parse_clauses(spec.clauses, file=file, line=line))
+        # The indentation goes to the tokenizer, so AST positions (used by lint warnings) point
+        # into the YAML file as well as error positions.
+        clauses = tuple(parse_clauses(spec.clauses, file=file, line=line, indent=shift))
         check_clauses(clauses, inputs)
         return clauses
 
-    return _located(source, line, shift, run)
+    return _located(source, line, 0, run)
 
 
 def _clause_position(source: SourceMap) -> tuple[int, int]:
@@ -202,6 +204,8 @@ def build_program(spec: ContractSpec, source: SourceMap | None = None) -> Contra
         lex_order=lex_order,
         lex_tolerance=float(agg.tolerance or 0.0),
         floor_reward=float(agg.floor_reward),
+        max_candidates=spec.max_candidates,
+        acknowledge=tuple(spec.acknowledge),
     )
 
 

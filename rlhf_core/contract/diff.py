@@ -119,6 +119,10 @@ def diff_contracts(old: LoadedContract, new: LoadedContract) -> ContractDiff:
         changes.append(Change("changed", "clauses.order", a["clauses"], b["clauses"]))
     _compare("selection", a["selection"], b["selection"], changes)
     _compare("approval", a["approval"], b["approval"], changes)
+    for key in ("max_candidates", "acknowledge"):
+        if a.get(key) != b.get(key):
+            kind = "added" if key not in a else "removed" if key not in b else "changed"
+            changes.append(Change(kind, key, a.get(key), b.get(key)))
     return ContractDiff(old.hash, new.hash, tuple(changes))
 
 

@@ -2,8 +2,10 @@
 
 The normalised document has every default filled, weights normalised to sum to 1 (rounded to
 12 significant digits), numbers as floats, the description's whitespace collapsed, utilities
-and clauses in the Legal-Blocks printer's canonical form, and no signatures. YAML style, key order, comments and whitespace
-inside expressions therefore do not change the hash; any change of meaning does.
+and clauses in the Legal-Blocks printer's canonical form, ``max_candidates`` and ``acknowledge``
+only when set (so contracts written before those keys existed keep their hash), and no
+signatures. YAML style, key order, comments and whitespace inside expressions therefore do not
+change the hash; any change of meaning does.
 
 References:
     RFC 8785, JSON Canonicalization Scheme (JCS). https://www.rfc-editor.org/rfc/rfc8785
@@ -62,6 +64,12 @@ def normalized_document(contract: LoadedContract) -> dict[str, Any]:
         sorted by the canonicaliser.
     """
     spec, program = contract.spec, contract.program
+    optional: dict[str, Any] = {}
+    # Keys added to the format later appear only when set, so older contracts keep their hash.
+    if program.max_candidates is not None:
+        optional["max_candidates"] = int(program.max_candidates)
+    if program.acknowledge:
+        optional["acknowledge"] = sorted(program.acknowledge)
     holders = []
     for decl, prog in zip(spec.stakeholders, program.stakeholders, strict=True):
         holders.append(
@@ -100,6 +108,7 @@ def normalized_document(contract: LoadedContract) -> dict[str, Any]:
             "seed": int(spec.selection.seed),
         },
         "approval": {"quorum": int(spec.approval.quorum)},
+        **optional,
     }
 
 

@@ -33,6 +33,7 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Unary,
 )
@@ -40,6 +41,12 @@ from rlhf_core.errors import ContractTypeError
 
 INF = math.inf
 _REL = 2.0**-20
+
+GROUP_SIZE_KEYS = {"prompt": "__n_prompt", "run": "__n_run"}
+"""``env`` keys holding the enclosure of a group's size (identifiers never start with ``__``)."""
+
+MAX_RUN_ROWS = 2.0**63
+"""Rows of a run are counted in int64: every group has fewer than 2**63 rows."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ TRUE = Interval(1.0, 1.0)
 FALSE = Interval(0.0, 0.0)
 UNKNOWN = Interval(0.0, 1.0)
 EVERYTHING = Interval(-INF, INF, True)
+UNKNOWN_GROUP_SIZE = Interval(1.0, MAX_RUN_ROWS)
 
 
 def hull(*items: Interval) -> Interval:
@@ -244,6 +252,26 @@ def call(fn: str, args: list[Interval]) -> Interval:
 _EXACT_FUNCTIONS = frozenset({"min", "max", "clip", "abs", "floor", "ceil"})
 
 
+def normalize(fn: str, arg: Interval, group_size: Interval, rounding: bool = False) -> Interval:
+    """Enclosure of ``fn(arg IN group)`` for groups of at most ``group_size.hi`` rows.
+
+    ``rank`` and ``minmax`` lie in [0, 1]. A population z-score of a member of a group of ``n``
+    finite values satisfies ``|z| <= sqrt(n - 1)`` (equality when one value differs from the
+    ``n - 1`` others), and the compiled programs clamp to that bound, so ``zscore`` lies in
+    ``[-sqrt(N - 1), sqrt(N - 1)]`` for the largest group size ``N``. None of them is ever NaN
+    (non-finite arguments give the neutral value). An argument that is one constant over the
+    whole box gives the neutral value (0 for ``zscore``, 0.5 otherwise).
+    """
+    neutral = 0.0 if fn == "zscore" else 0.5
+    if arg.lo == arg.hi and math.isfinite(arg.lo) and not arg.nan:
+        return Interval(neutral, neutral)
+    if fn in ("rank", "minmax"):
+        return Interval(0.0, 1.0)
+    n = max(group_size.hi, 1.0)
+    bound = math.sqrt(n - 1.0) if math.isfinite(n) else INF
+    return _widen(Interval(-bound, bound), rounding)
+
+
 def _compare(op: str, a: Interval, b: Interval) -> Interval:
     maybe_nan = a.nan or b.nan
     if op in ("<", "<="):
@@ -273,14 +301,22 @@ def _logic(op: str, a: Interval, b: Interval) -> Interval:
     return _logic("OR", Interval(1.0 - a.hi, 1.0 - a.lo), b)
 
 
-def interval_of(expr: Expr, env: Mapping[str, Interval], rounding: bool = False) -> Interval:
+def interval_of(
+    expr: Expr,
+    env: Mapping[str, Interval],
+    rounding: bool = False,
+    trace: dict[int, Interval] | None = None,
+) -> Interval:
     """Enclosure of ``expr`` given enclosures of the names it reads.
 
     Args:
         expr: Checked Legal-Blocks expression.
         env: Interval per input name (and ``reward``); ``r.col`` reads ``env[col]``;
-            ``len(s)`` reads ``env["<s>__len"]``.
+            ``len(s)`` reads ``env["<s>__len"]``; ``env["__n_prompt"]`` / ``env["__n_run"]``
+            enclose group sizes for ``zscore`` (default ``[1, 2**63]``).
         rounding: Widen for float32 rounding (see module docstring).
+        trace: When given, filled with ``id(node) -> interval`` for every node evaluated
+            (the NaN / overflow lint uses it to find the sub-expression at fault).
 
     Returns:
         The interval (tri-state for bool expressions).
@@ -301,6 +337,12 @@ def interval_of(expr: Expr, env: Mapping[str, Interval], rounding: bool = False)
         return env[name]
 
     def go(e: Expr) -> Interval:
+        result = step(e)
+        if trace is not None:
+            trace[id(e)] = result
+        return result
+
+    def step(e: Expr) -> Interval:
         if isinstance(e, Num):
             return _f32_hull(e.value) if rounding else Interval(e.value, e.value)
         if isinstance(e, Bool):
@@ -341,6 +383,9 @@ def interval_of(expr: Expr, env: Mapping[str, Interval], rounding: bool = False)
             if cond.is_false:
                 return go(e.orelse)
             return hull(go(e.then), go(e.orelse))
+        if isinstance(e, Normalize):
+            size = env.get(GROUP_SIZE_KEYS.get(e.group, ""), UNKNOWN_GROUP_SIZE)
+            return normalize(e.fn, go(e.arg), size, rounding)
         raise TypeError(f"not a Legal-Blocks expression node: {type(e).__name__}")
 
     return go(expr)

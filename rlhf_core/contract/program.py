@@ -57,6 +57,10 @@ class ContractProgram:
         floor_reward: Reward given to vetoed rows and to rows outside the Nash bargaining set.
         clauses: Checked clauses in file order.
         group_column: Column that identifies a prompt (the quantifier domain).
+        max_candidates: Declared largest number of candidates of one prompt (None when not
+            declared); bounds per-prompt z-scores statically and is enforced when scoring.
+        acknowledge: Risks the contract's approvers accept knowingly (``nan_risk``: a utility,
+            the penalty or the reward may be NaN or infinite over the declared ranges).
     """
 
     name: str
@@ -68,6 +72,8 @@ class ContractProgram:
     lex_tolerance: float = 0.0
     floor_reward: float = -1.0
     group_column: str = "prompt_id"
+    max_candidates: int | None = None
+    acknowledge: tuple[str, ...] = ()
 
     def input(self, name: str) -> InputDecl:
         """The declared input called ``name`` (KeyError if undeclared)."""

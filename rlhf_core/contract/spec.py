@@ -30,6 +30,7 @@ from pydantic import (
 DType = Literal["float", "int", "bool", "str"]
 Rule = Literal["weighted_sum", "utilitarian", "nash_bargaining", "max_min", "lexicographic"]
 Pairing = Literal["best_vs_worst", "all_above_margin", "best_vs_random"]
+Acknowledgement = Literal["nan_risk"]
 
 IDENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
@@ -186,6 +187,15 @@ class ContractSpec(_Strict):
     clauses: str = ""
     selection: SelectionSpec = SelectionSpec()
     approval: ApprovalSpec = ApprovalSpec()
+    max_candidates: Annotated[StrictInt, Field(ge=1)] | None = None
+    acknowledge: list[Acknowledgement] = Field(default_factory=list)
+
+    @field_validator("acknowledge")
+    @classmethod
+    def _unique_acknowledgements(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an acknowledgement is listed twice; list each once")
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ContractSpec:

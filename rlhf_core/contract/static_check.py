@@ -13,6 +13,11 @@ The search tries, per input, its bounds, midpoint, quartiles and points 1e-3 of 
 inside each bound (ints: every value of small ranges; bools: both; str: lengths), all
 combinations up to 32,768 rows, else the bounds/midpoint grid, sampled with a fixed seed when
 even that is larger.
+
+Every candidate row is evaluated as a run of its own (its own prompt): a counterexample is a
+dataset of one row, and normalisations (``zscore`` / ``rank`` / ``minmax``) take their neutral
+value there. Their interval bounds (``intervals.normalize``) hold for any group, so ``proved``
+covers every dataset.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 from rlhf_core.contract import intervals as iv
 from rlhf_core.contract.bounds import input_env, reward_bounds
 from rlhf_core.contract.legal_blocks.compile_jax import compile_jax
+from rlhf_core.contract.legal_blocks.normalize import neutral_program
 from rlhf_core.contract.program import ContractProgram, InputDecl
 
 Status = Literal["proved", "refuted", "unknown"]
@@ -75,9 +81,10 @@ def _candidates(decl: InputDecl, full: bool) -> list[float]:
     return list(dict.fromkeys(float(v) for v in values))
 
 
-def _grid(program: ContractProgram) -> np.ndarray:
+def _grid(program: ContractProgram, axes_of: Any = None) -> np.ndarray:
+    axes_of = axes_of or _candidates
     for full in (True, False):
-        axes = [_candidates(d, full) for d in program.inputs]
+        axes = [axes_of(d, full) for d in program.inputs]
         size = math.prod(len(a) for a in axes)
         if size <= _MAX_ROWS:
             return np.asarray(list(itertools.product(*axes)), dtype=np.float64).reshape(size, -1)
@@ -113,8 +120,8 @@ def _row_dict(program: ContractProgram, row: np.ndarray) -> dict[str, Any]:
 
 
 def violates(program: ContractProgram, row: dict[str, Any], label: str) -> bool:
-    """Evaluate the compiled JAX contract on one row (its own prompt); True when the clause
-    ``label`` is violated there."""
+    """Evaluate the compiled JAX contract on one row (its own prompt and run); True when the
+    clause ``label`` is violated there."""
     grid = np.asarray(
         [[float(len(row[d.name])) if d.dtype == "str" else float(row[d.name])
           for d in program.inputs]]
@@ -141,7 +148,7 @@ def check_ensures(program: ContractProgram) -> tuple[EnsuresResult, ...]:
     found: dict[str, dict[str, Any]] = {}
     if pending:
         grid = _grid(program)
-        compiled = compile_jax(program)
+        compiled = compile_jax(neutral_program(program))
         seg = np.arange(len(grid), dtype=np.int32)
         out = compiled.fn(_columns(program, grid), seg, len(grid), indices_are_sorted=True)
         violations = np.asarray(out.violations)

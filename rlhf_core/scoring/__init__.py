@@ -2,9 +2,13 @@
 
 Public API::
 
-    score_table(program, table, id_columns=None, chunk_rows=1<<20) -> pyarrow.Table   # JAX
+    score_table(program, table, id_columns=None, chunk_rows=1<<20, run_stats=None)
+        -> pyarrow.Table                                                             # JAX
     score_sql(program, con, relation, id_columns=None, order_by=()) -> pyarrow.Table  # DuckDB
     output_names(program) -> list[str]
+    run_values(program, table) -> {key: float32 array}   # '... IN run' arguments of one part
+    table_run_stats(program, table) -> RunStats | None   # the table taken as the whole run
+    RunStats.from_values(program, {key: [parts...]})     # statistics of a run in parts
     compile_jax(program) -> CompiledContract      # .fn(columns, segment_ids, num_segments)
     compile_sql(program) -> SqlProgram            # .select(relation, id_columns, order_by)
     evaluate_numpy(program, columns, segment_ids=None) -> ContractOutputs
@@ -20,13 +24,21 @@ from rlhf_core.contract.legal_blocks.compile_jax import (
 )
 from rlhf_core.contract.legal_blocks.compile_sql import SqlProgram, compile_sql
 from rlhf_core.contract.legal_blocks.lower_array import ContractOutputs
+from rlhf_core.contract.legal_blocks.normalize import RunStats
 from rlhf_core.contract.static_check import EnsuresResult, check_ensures
-from rlhf_core.scoring.score import output_names, score_sql, score_table
+from rlhf_core.scoring.score import (
+    output_names,
+    run_values,
+    score_sql,
+    score_table,
+    table_run_stats,
+)
 
 __all__ = [
     "CompiledContract",
     "ContractOutputs",
     "EnsuresResult",
+    "RunStats",
     "SqlProgram",
     "check_ensures",
     "compile_jax",
@@ -34,7 +46,9 @@ __all__ = [
     "evaluate_numpy",
     "output_names",
     "reward_bounds",
+    "run_values",
     "score_sql",
     "score_table",
+    "table_run_stats",
     "utility_bounds",
 ]

@@ -6,9 +6,15 @@ Compiled functions are cached per program (``compile_jax`` / ``compile_sql`` are
 the frozen program).
 
 Chunking: rows are scored in chunks of at most ``chunk_rows`` padded to a power of two (few
-distinct shapes, so few recompiles). For programs with FORALL / EXISTS, rows are first grouped
-by a dense prompt index (stable sort on the group column) and chunks end on prompt boundaries,
-so every prompt is reduced whole; results come back in the input row order.
+distinct shapes, so few recompiles). For programs with FORALL / EXISTS or ``... IN prompt``
+normalisations, rows are first grouped by a dense prompt index (stable sort on the group column)
+and chunks end on prompt boundaries, so every prompt is reduced whole; results come back in the
+input row order.
+
+Run-wide normalisations (``... IN run``) read statistics of the whole run: ``score_table``
+computes them from the table itself unless the caller passes ``run_stats`` (a sharded run
+computes them once over every shard, see ``tasks/scoring.py``), and hands the same statistics to
+every chunk. Programs without them never compute any.
 """
 
 from __future__ import annotations
@@ -20,8 +26,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rlhf_core.contract.legal_blocks.compile_jax import compile_jax, input_columns
+from rlhf_core.contract.legal_blocks.compile_jax import (
+    compile_jax,
+    input_columns,
+    run_argument_values,
+    run_input_columns,
+)
 from rlhf_core.contract.legal_blocks.compile_sql import compile_sql, quote_ident
+from rlhf_core.contract.legal_blocks.normalize import RunStats
 from rlhf_core.contract.program import ContractProgram
 from rlhf_core.errors import DataError, SchemaMismatchError
 
@@ -49,8 +61,13 @@ def output_names(program: ContractProgram) -> list[str]:
     )
 
 
-def input_arrays(program: ContractProgram, table: pa.Table) -> dict[str, np.ndarray]:
+def input_arrays(
+    program: ContractProgram, table: pa.Table, only: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """Cast the program's inputs from ``table`` to numpy (float32 / bool; ``<s>__len``).
+
+    ``only`` restricts the result to those declared inputs (the others are zeros of the right
+    dtype: a run-statistics pre-pass reads only the columns the ``... IN run`` arguments use).
 
     Raises:
         SchemaMismatchError: A declared input column is missing or has an incompatible type.
@@ -58,6 +75,9 @@ def input_arrays(program: ContractProgram, table: pa.Table) -> dict[str, np.ndar
     """
     arrays: dict[str, np.ndarray] = {}
     for decl, name in zip(program.inputs, input_columns(program), strict=True):
+        if only is not None and decl.name not in only:
+            arrays[name] = np.zeros(table.num_rows, bool if decl.dtype == "bool" else np.float32)
+            continue
         if decl.name not in table.column_names:
             raise SchemaMismatchError(
                 f"contract {program.name!r}: input column {decl.name!r} is missing from the "
@@ -121,30 +141,77 @@ def _chunks(segments: np.ndarray | None, n: int, chunk_rows: int) -> list[tuple[
     return bounds
 
 
+def run_values(program: ContractProgram, table: pa.Table) -> dict[str, np.ndarray]:
+    """Values of every ``... IN run`` argument on the rows of ``table`` (reads only the
+    inputs those arguments use). Collect them over every part of a run and pass the lists to
+    ``RunStats.from_values``."""
+    if not compile_jax(program).needs_run_stats:
+        return {}
+    return run_argument_values(program, input_arrays(program, table, run_input_columns(program)))
+
+
+def table_run_stats(program: ContractProgram, table: pa.Table) -> RunStats | None:
+    """Run statistics of ``table`` taken as the whole run (None when the program needs none)."""
+    if not compile_jax(program).needs_run_stats:
+        return None
+    return RunStats.from_values(program, run_values(program, table))
+
+
+def _check_max_candidates(program: ContractProgram, table: pa.Table, dense: np.ndarray) -> None:
+    if program.max_candidates is None or not dense.size:
+        return
+    sizes = np.bincount(dense)
+    worst = int(np.argmax(sizes))
+    if sizes[worst] > program.max_candidates:
+        row = int(np.flatnonzero(dense == worst)[0])
+        prompt = table.column(program.group_column)[row].as_py()
+        raise DataError(
+            f"contract {program.name!r} declares max_candidates {program.max_candidates}, but "
+            f"prompt {prompt!r} has {int(sizes[worst])} candidates; raise max_candidates (and "
+            "re-approve the contract) or split the prompt's candidates"
+        )
+
+
 def score_table(
     program: ContractProgram,
     table: pa.Table,
     id_columns: Sequence[str] | None = None,
     chunk_rows: int = 1 << 20,
+    run_stats: RunStats | None = None,
 ) -> pa.Table:
     """Score every row of ``table`` with the compiled JAX contract.
 
     Args:
         program: Checked contract program.
-        table: Rows carrying the declared inputs (and the group column for quantifiers).
+        table: Rows carrying the declared inputs (and the group column for quantifiers and
+            ``... IN prompt`` normalisations).
         id_columns: Columns copied to the output (default: group column and usual id columns).
         chunk_rows: Rows per compiled call.
+        run_stats: Statistics of the whole run for ``... IN run`` normalisations (default:
+            ``table`` is the whole run and they are computed from it). Ignored by programs
+            without run-wide normalisations.
 
     Returns:
         Arrow table: id columns then the outputs (see ``output_names``), in input row order.
+
+    Raises:
+        DataError: Null inputs or prompt ids, or a prompt with more candidates than the
+            contract's ``max_candidates``.
     """
     compiled = compile_jax(program)
     ids = default_id_columns(program, table.column_names) if id_columns is None else id_columns
     arrays = input_arrays(program, table)
     n = table.num_rows
+    if compiled.needs_run_stats and run_stats is None:
+        run_stats = RunStats.from_values(program, run_argument_values(program, arrays))
+    if not compiled.needs_run_stats:
+        run_stats = None
     segments, order = None, None
+    if program.max_candidates is not None and not compiled.needs_segments:
+        _check_max_candidates(program, table, dense_segments(table, program.group_column))
     if compiled.needs_segments:
         dense = dense_segments(table, program.group_column)
+        _check_max_candidates(program, table, dense)
         if dense.size and np.any(dense[1:] < dense[:-1]):
             order = np.argsort(dense, kind="stable")
             segments = dense[order]
@@ -158,12 +225,13 @@ def score_table(
         cols = {k: np.resize(v[begin:end], padded) if padded != size else v[begin:end]
                 for k, v in arrays.items()}
         if segments is None:
-            out = compiled.fn(cols)
+            out = compiled.fn(cols, run_stats=run_stats)
         else:
             seg = segments[begin:end] - segments[begin]
             real = int(seg[-1]) + 1
             seg = np.concatenate([seg, np.full(padded - size, real, dtype=np.int32)])
-            out = compiled.fn(cols, seg, _bucket(real + 1), indices_are_sorted=True)
+            out = compiled.fn(cols, seg, _bucket(real + 1), indices_are_sorted=True,
+                              run_stats=run_stats)
         pieces.append([np.asarray(x)[:size] for x in out])
     fields = list(zip(*pieces, strict=True)) if pieces else None
     merged = [np.concatenate(f) for f in fields] if fields else _empty(program)

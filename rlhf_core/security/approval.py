@@ -15,7 +15,8 @@ from cryptography.exceptions import InvalidSignature
 
 from rlhf_core.contract.build import LoadedContract, load_contract
 from rlhf_core.contract.hashing import file_digest
-from rlhf_core.errors import SignatureError
+from rlhf_core.contract.numeric_risk import blocking_nan_risks, refusal
+from rlhf_core.errors import ContractError, SignatureError
 from rlhf_core.security.dsse import (
     PAYLOAD_TYPE,
     Envelope,
@@ -251,8 +252,14 @@ def sign(
             not match the declared one, a second signature by the same stakeholder, or an
             envelope that approves an older version of the contract.
         KeyFileError: The key file cannot be read or decrypted.
+        ContractError: A utility, the penalty or the reward can be NaN or infinite over the
+            declared input ranges (a confirmed ``nan_risk``) and the contract does not declare
+            ``acknowledge: [nan_risk]`` (docs/contracts.md#nan-and-infinity-lint).
     """
     contract = load_contract(contract_path)
+    risks = blocking_nan_risks(contract.program)
+    if risks:
+        raise ContractError(f"{contract_path}: " + refusal(risks, "refusing to sign"))
     holders = {h.name: h for h in contract.spec.stakeholders}
     holder = holders.get(stakeholder)
     if holder is None:

@@ -3,6 +3,13 @@
 Data values lie on a 1/8 grid and constants are dyadic, so sums and products are exact in
 float32 and the JAX and DuckDB programs must agree bit for bit on every comparison; quotients
 and transcendental functions are where the reward tolerance applies.
+
+Normalisations (``rank`` / ``minmax`` / ``zscore`` ``(x IN prompt | run)``) take *exact*
+arguments (``+ - *``, ``abs``, ``floor``, ``ceil``, ``min``, ``max``, ``clip``, ``IF`` over the
+inputs and dyadic constants: bit-identical in both engines). ``rank`` and ``minmax`` are then
+bit-identical too (one correctly rounded division) and may appear anywhere, comparisons
+included; ``zscore`` is computed in float32 by JAX and in DOUBLE by DuckDB, so it only appears
+as a scaled term of a utility, where the reward tolerance applies.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Unary,
 )
@@ -39,6 +47,8 @@ CONSTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 CMP_OPS = ("<", "<=", ">", ">=", "==", "!=")
 SAFE_FNS = ("abs", "sigmoid", "tanh", "floor", "ceil")
 ALL_FNS = SAFE_FNS + ("log", "exp", "sqrt")
+EXACT_FNS = ("abs", "floor", "ceil")
+GROUPS = ("prompt", "run")
 
 
 def _leaf_name(name: str, var: str | None) -> Expr:
@@ -46,19 +56,50 @@ def _leaf_name(name: str, var: str | None) -> Expr:
 
 
 @st.composite
+def exact_exprs(draw: st.DrawFn, depth: int = 2) -> Expr:
+    """A number expression of the inputs whose float32 value is exact in both engines."""
+    if depth <= 0 or draw(st.integers(0, 2)) == 0:
+        if draw(st.integers(0, 3)) == 0:
+            return Num(draw(st.sampled_from(CONSTS)))
+        return Name(draw(st.sampled_from(sorted(NUM_INPUTS))))
+    sub = exact_exprs(depth - 1)
+    kind = draw(st.sampled_from(["neg", "add", "sub", "mul", "fn", "minmax", "clip", "if"]))
+    if kind == "neg":
+        return Unary("-", draw(sub))
+    if kind in ("add", "sub", "mul"):
+        return Binary({"add": "+", "sub": "-", "mul": "*"}[kind], draw(sub), draw(sub))
+    if kind == "fn":
+        return Call(draw(st.sampled_from(EXACT_FNS)), (draw(sub),))
+    if kind == "minmax":
+        return Call(draw(st.sampled_from(("min", "max"))), (draw(sub), draw(sub)))
+    if kind == "clip":
+        return Call("clip", (draw(sub), draw(sub), draw(sub)))
+    cond = Compare((draw(st.sampled_from(CMP_OPS)),), (draw(sub), draw(sub)))
+    return IfElse(cond, draw(sub), draw(sub))
+
+
+def normalizations(fns: tuple[str, ...] = ("rank", "minmax")) -> st.SearchStrategy[Expr]:
+    """``fn(exact expression IN prompt | run)``."""
+    return st.builds(Normalize, st.sampled_from(fns), exact_exprs(), st.sampled_from(GROUPS))
+
+
+@st.composite
 def num_exprs(
     draw: st.DrawFn, depth: int = 3, var: str | None = None, safe: bool = False,
-    extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (), norm: bool = False,
 ) -> Expr:
-    """A number-valued expression; ``safe`` avoids ops that can be unbounded or NaN."""
+    """A number-valued expression; ``safe`` avoids ops that can be unbounded or NaN; ``norm``
+    lets ``rank`` / ``minmax`` appear (never inside a quantifier)."""
     if depth <= 0 or draw(st.integers(0, 3)) == 0:
-        choice = draw(st.integers(0, 2))
+        choice = draw(st.integers(0, 3 if norm and var is None else 2))
         if choice == 0:
             return Num(draw(st.sampled_from(CONSTS)))
+        if choice == 3:
+            return draw(normalizations())
         if extra and draw(st.booleans()):
             return Name(draw(st.sampled_from(extra)))
         return _leaf_name(draw(st.sampled_from(sorted(NUM_INPUTS))), var)
-    sub = num_exprs(depth - 1, var, safe, extra)
+    sub = num_exprs(depth - 1, var, safe, extra, norm)
     kinds = ["neg", "add", "sub", "mul", "fn", "minmax", "clip", "if"]
     if not safe:
         kinds += ["div", "pow"]
@@ -77,16 +118,16 @@ def num_exprs(
         return Call(draw(st.sampled_from(("min", "max"))), tuple(draw(sub) for _ in range(n)))
     if kind == "clip":
         return Call("clip", (draw(sub), draw(sub), draw(sub)))
-    return IfElse(draw(bool_exprs(depth - 1, var, safe, extra)), draw(sub), draw(sub))
+    return IfElse(draw(bool_exprs(depth - 1, var, safe, extra, norm)), draw(sub), draw(sub))
 
 
 @st.composite
 def bool_exprs(
     draw: st.DrawFn, depth: int = 3, var: str | None = None, safe: bool = False,
-    extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (), norm: bool = False,
 ) -> Expr:
     """A bool-valued expression over the test inputs (``var.col`` inside quantifiers)."""
-    sub_num = num_exprs(max(depth - 1, 0), var, safe, extra)
+    sub_num = num_exprs(max(depth - 1, 0), var, safe, extra, norm)
     if depth <= 0 or draw(st.integers(0, 3)) == 0:
         choice = draw(st.integers(0, 2))
         if choice == 0:
@@ -95,7 +136,7 @@ def bool_exprs(
             return _leaf_name(draw(st.sampled_from(BOOL_INPUTS)), var)
         return Compare((draw(st.sampled_from(CMP_OPS)),), (draw(sub_num), draw(sub_num)))
     kind = draw(st.sampled_from(["not", "and", "or", "implies", "cmp", "chain"]))
-    sub = bool_exprs(depth - 1, var, safe, extra)
+    sub = bool_exprs(depth - 1, var, safe, extra, norm)
     if kind == "not":
         return Unary("NOT", draw(sub))
     if kind in ("and", "or", "implies"):
@@ -106,8 +147,19 @@ def bool_exprs(
 
 
 @st.composite
-def programs(draw: st.DrawFn, rule: str) -> ContractProgram:
-    """A program with 2-3 stakeholders and one clause of every kind (FORALL and/or EXISTS)."""
+def utilities(draw: st.DrawFn, safe: bool, norm: bool) -> Expr:
+    """A utility; with ``norm``, possibly plus a scaled ``zscore`` term."""
+    base = draw(num_exprs(2, safe=safe, norm=norm))
+    if norm and draw(st.booleans()):
+        z = draw(normalizations(("zscore",)))
+        return Binary("+", base, Binary("*", Num(draw(st.sampled_from((0.25, 0.5)))), z))
+    return base
+
+
+@st.composite
+def programs(draw: st.DrawFn, rule: str, norm: bool = False) -> ContractProgram:
+    """A program with 2-3 stakeholders and one clause of every kind (FORALL and/or EXISTS);
+    ``norm``: utilities and REQUIRES / INVARIANT / ENSURES bodies may normalise."""
     k = draw(st.integers(2, 3))
     parts = draw(
         st.lists(st.integers(1, 6), min_size=k, max_size=k).filter(lambda p: sum(p) <= 8)
@@ -118,16 +170,16 @@ def programs(draw: st.DrawFn, rule: str) -> ContractProgram:
         StakeholderProgram(
             f"s{i}",
             parts[i] / 8,
-            draw(num_exprs(2, safe=safe)),
+            draw(utilities(safe, norm)),
             draw(st.sampled_from((None, None, -1.0, 0.0))) if rule == "nash_bargaining" else None,
         )
         for i in range(k)
     )
     quantifiers = draw(st.sampled_from((("EXISTS",), ("FORALL",), ("EXISTS", "FORALL"))))
     clauses = [
-        Clause("req", "REQUIRES", draw(bool_exprs(2))),
+        Clause("req", "REQUIRES", draw(bool_exprs(2, norm=norm))),
         Clause(
-            "inv", "INVARIANT", draw(bool_exprs(2)),
+            "inv", "INVARIANT", draw(bool_exprs(2, norm=norm)),
             penalty=draw(st.sampled_from((0.25, 0.5, 1.0))),
             severity=draw(st.sampled_from((1.0, 2.0))),
         ),
@@ -135,7 +187,7 @@ def programs(draw: st.DrawFn, rule: str) -> ContractProgram:
             draw(st.sampled_from(("AND", "OR"))),
             Compare((draw(st.sampled_from(CMP_OPS)),),
                     (Name("reward"), Num(draw(st.sampled_from((-1.0, 0.0, 0.5, 1.0)))))),
-            draw(bool_exprs(1, extra=("reward",))),
+            draw(bool_exprs(1, extra=("reward",), norm=norm)),
         )),
     ]
     for i, kind in enumerate(quantifiers):
@@ -150,6 +202,7 @@ def programs(draw: st.DrawFn, rule: str) -> ContractProgram:
         lex_order=order if rule == "lexicographic" else (),
         lex_tolerance=draw(st.sampled_from((0.0, 0.25, 0.5))),
         floor_reward=draw(st.sampled_from((-1.0, -2.0))),
+        max_candidates=draw(st.sampled_from((None, 64))) if norm else None,
     )
 
 

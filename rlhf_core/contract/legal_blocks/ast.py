@@ -6,7 +6,9 @@ equality and hashing, so ``parse(print(ast)) == ast`` compares structure only.
 Expression nodes:
     Num, Bool, Name, Attr (``r.col`` inside a quantifier), Unary (``-``, ``NOT``),
     Binary (``+ - * / ^ AND OR IMPLIES``), Compare (chained ``< <= > >= == !=``),
-    Call (registered function), IfElse (``IF c THEN a ELSE b``).
+    Call (registered function), IfElse (``IF c THEN a ELSE b``),
+    Normalize (group-relative ``zscore`` / ``rank`` / ``minmax`` of an expression over the
+    candidates of a prompt or over the whole run: ``zscore(x IN prompt)``).
 
 Clause node:
     Clause(label, kind, expr, penalty, severity, var) with kind one of
@@ -107,7 +109,28 @@ class IfElse:
     pos: Pos = field(default=_NOPOS, compare=False, repr=False)
 
 
-Expr = Num | Bool | Name | Attr | Unary | Binary | Compare | Call | IfElse
+NormalizeFn = Literal["zscore", "rank", "minmax"]
+Group = Literal["prompt", "run"]
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """``fn(arg IN group)``: a group-relative normalisation (docs/contracts.md#normalised-signals).
+
+    Attributes:
+        fn: ``zscore``, ``rank`` or ``minmax``.
+        arg: Number expression of the row's inputs.
+        group: ``prompt`` (the candidates sharing the row's prompt id) or ``run`` (every row
+            scored in the run).
+    """
+
+    fn: NormalizeFn
+    arg: Expr
+    group: Group
+    pos: Pos = field(default=_NOPOS, compare=False, repr=False)
+
+
+Expr = Num | Bool | Name | Attr | Unary | Binary | Compare | Call | IfElse | Normalize
 
 ClauseKind = Literal["REQUIRES", "INVARIANT", "ENSURES", "FORALL", "EXISTS"]
 

@@ -22,14 +22,15 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Pos,
     Unary,
 )
-from rlhf_core.contract.legal_blocks.functions import FUNCTIONS
+from rlhf_core.contract.legal_blocks.functions import FUNCTIONS, GROUPS, NORMALIZERS, callable_names
 from rlhf_core.contract.legal_blocks.lexer import KEYWORDS
 from rlhf_core.contract.legal_blocks.limits import MAX_DEPTH
-from rlhf_core.contract.legal_blocks.walk import find_too_deep
+from rlhf_core.contract.legal_blocks.walk import find_too_deep, walk
 from rlhf_core.errors import ContractTypeError
 
 if TYPE_CHECKING:  # program imports the AST package; only annotations need InputDecl here
@@ -149,6 +150,8 @@ class _Checker:
             then = self.value(expr.then, None, "THEN")
             self.value(expr.orelse, then, f"ELSE (THEN is a {then})")
             return then
+        if isinstance(expr, Normalize):
+            return self._normalize(expr)
         raise TypeError(f"not a Legal-Blocks expression node: {type(expr).__name__}")
 
     def _name(self, expr: Name) -> str:
@@ -173,6 +176,9 @@ class _Checker:
             return self.env.inputs[name]
         if name in FUNCTIONS:
             raise _error(f"function '{name}' must be called: {name}(...)", expr.pos)
+        if name in NORMALIZERS:
+            raise _error(f"'{name}' must be called: {name}(x IN prompt) or {name}(x IN run)",
+                         expr.pos)
         hint = f" (keywords are upper-case: {name.upper()})" if name.upper() in KEYWORDS else ""
         raise _error(
             f"unknown name '{name}'{hint}; declared inputs: {self.env.declared()}", expr.pos
@@ -215,7 +221,12 @@ class _Checker:
     def _call(self, expr: Call) -> str:
         sig = FUNCTIONS.get(expr.fn)
         if sig is None:
-            known = ", ".join(sorted(FUNCTIONS))
+            if expr.fn in NORMALIZERS:
+                raise _error(
+                    f"{expr.fn}() takes one expression and a group: {expr.fn}(x IN prompt)",
+                    expr.pos,
+                )
+            known = ", ".join(callable_names())
             raise _error(f"unknown function '{expr.fn}'; available: {known}", expr.pos)
         n = len(expr.args)
         if n < sig.min_arity or (sig.max_arity is not None and n > sig.max_arity):
@@ -232,6 +243,47 @@ class _Checker:
             else:
                 self.value(arg, sig.arg_type, f"{expr.fn}()")
         return sig.return_type
+
+    def _normalize(self, expr: Normalize) -> str:
+        """``fn(arg IN group)``: a number argument reading only the row's inputs."""
+        where = f"{expr.fn}(... IN {expr.group})"
+        if expr.fn not in NORMALIZERS:
+            raise _error(f"unknown normalisation '{expr.fn}'; use one of {', '.join(NORMALIZERS)}",
+                         expr.pos)
+        if expr.group not in GROUPS:
+            raise _error(
+                f"unknown group '{expr.group}' in {expr.fn}(... IN {expr.group}); use"
+                " 'prompt' (the prompt's candidates) or 'run' (every row of the run)",
+                expr.pos,
+            )
+        quant = self.env.quantifier
+        if quant is not None:
+            raise _error(
+                f"{where} is not allowed inside {quant[0]} {quant[1]} IN prompt: a quantifier"
+                f" body reads one candidate; write the normalisation in a REQUIRES or INVARIANT"
+                " clause or a utility",
+                expr.pos,
+            )
+        for node in walk(expr.arg):
+            if isinstance(node, Normalize):
+                raise _error(
+                    f"{node.fn}(... IN {node.group}) is nested inside {where}; normalisations"
+                    " cannot be nested (normalise the raw signal once)",
+                    node.pos,
+                )
+            if isinstance(node, Name) and node.id == "reward":
+                raise _error(
+                    f"'reward' cannot be normalised: the argument of {where} may only read the"
+                    " row's inputs",
+                    node.pos,
+                )
+        ty = self.check(expr.arg)
+        if ty != "number":
+            found = f"{ty} {_describe(expr.arg)}".rstrip()
+            hint = (f"; str values may only be used as len(...): {expr.fn}(len(...) IN"
+                    f" {expr.group})") if ty == "str" else ""
+            raise _error(f"{expr.fn}() needs a number, found {found}{hint}", expr.arg.pos)
+        return "number"
 
 
 def _check_depth(expr: Expr) -> None:
@@ -280,7 +332,7 @@ def check_clause(clause: Clause, inputs: tuple[InputDecl, ...]) -> None:
         if var is None:
             raise _error(f"{kind} clause '{clause.label}' has no variable", clause.pos)
         declared = {decl.name for decl in inputs}
-        if var in declared or var == "reward" or var in FUNCTIONS:
+        if var in declared or var == "reward" or var in FUNCTIONS or var in NORMALIZERS:
             raise _error(
                 f"quantifier variable '{var}' shadows {'a declared input' if var in declared else 'a reserved name'};"
                 " pick another name",

@@ -12,6 +12,12 @@ give the same bits as JAX (except where XLA fuses a product into an FMA); see ``
 transcendental functions and the NaN / overflow guards. Quantifiers are ``bool_or`` /
 ``bool_and`` window functions over the group column; window queries do not preserve input row
 order, so pass ``order_by``.
+
+Normalisations (``zscore`` / ``rank`` / ``minmax`` ``(x IN prompt | run)``, semantics in
+``normalize``) add two stages, only to programs that use them: one evaluates each argument as a
+DOUBLE that is NULL when the FLOAT value is not finite, the next applies window functions over
+``PARTITION BY <group column>`` (prompt) or ``OVER ()`` (the relation is the run): ``avg`` /
+``stddev_pop`` / ``min`` / ``max`` / ``count`` and, for ``rank``, ``rank()`` plus a count of ties.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from dataclasses import dataclass
 
 from rlhf_core.contract.aggregation import AggregationParams
 from rlhf_core.contract.bounds import aggregation_params, input_env, reward_bounds
-from rlhf_core.contract.legal_blocks.compile_jax import has_quantifiers
+from rlhf_core.contract.legal_blocks.ast import Normalize
 from rlhf_core.contract.legal_blocks.lower_array import clause_cost
+from rlhf_core.contract.legal_blocks.normalize import needs_prompt_groups, normalizations
 from rlhf_core.contract.legal_blocks.sql_expr import (
     MAX_SQL_CHARS,
     SqlLowering,
@@ -51,6 +58,8 @@ class SqlProgram:
     stage_rule: tuple[str, ...]
     final_columns: tuple[str, ...]
     output_names: tuple[str, ...]
+    stage_norm_args: tuple[str, ...] = ()
+    stage_norms: tuple[str, ...] = ()
 
     def select(
         self, relation: str, id_columns: Sequence[str] = (), order_by: Sequence[str] = ()
@@ -75,9 +84,16 @@ class SqlProgram:
             )
         ids = [quote_ident(c) for c in id_columns]
         first = ", ".join(ids + list(self.stage_inputs))
-        stages = [
-            f"__s0 AS (SELECT {first} FROM {quote_ident(relation)})",
-            f"__s1 AS (SELECT *, {', '.join(self.stage_utilities + self.stage_clauses)} FROM __s0)",
+        stages = [f"__s0 AS (SELECT {first} FROM {quote_ident(relation)})"]
+        source = "__s0"
+        if self.stage_norms:
+            stages += [
+                f"__sa AS (SELECT *, {', '.join(self.stage_norm_args)} FROM __s0)",
+                f"__sn AS (SELECT *, {', '.join(self.stage_norms)} FROM __sa)",
+            ]
+            source = "__sn"
+        stages += [
+            f"__s1 AS (SELECT *, {', '.join(self.stage_utilities + self.stage_clauses)} FROM {source})",
             f"__s2 AS (SELECT *, {', '.join(self.stage_rule[:-1])} FROM __s1)",
             f"__s3 AS (SELECT *, {self.stage_rule[-1]} FROM __s2)",
         ]
@@ -104,10 +120,11 @@ def compile_sql(program: ContractProgram) -> SqlProgram:
             names[decl.name] = _in(i)
             sql_type = "BOOLEAN" if decl.dtype == "bool" else "FLOAT"
             stage_inputs.append(f"CAST({col} AS {sql_type}) AS {_in(i)}")
-    if has_quantifiers(program):
+    if needs_prompt_groups(program):
         group = quote_ident(program.group_column)
         stage_inputs.append(f"{group} AS {quote_ident('__group')}")
-    low = SqlLowering(names, env)
+    norm_args, norm_cols, norms = _normalization_stages(program, names, env)
+    low = SqlLowering(names, env, norms)
     k = len(program.stakeholders)
     u = [quote_ident(f"__u{i}") for i in range(k)]
     stage_utilities = tuple(
@@ -144,7 +161,7 @@ def compile_sql(program: ContractProgram) -> SqlProgram:
         f"AS {quote_ident('__reward')}",
     )
     ens_env = {**env, "reward": reward_bounds(program, rounding=True)}
-    ens_low = SqlLowering({**names, "reward": quote_ident("__reward")}, ens_env)
+    ens_low = SqlLowering({**names, "reward": quote_ident("__reward")}, ens_env, norms)
     final, out_names, ensures = [f"{quote_ident('__reward')} AS {quote_ident('reward')}"], [
         "reward"
     ], []
@@ -165,7 +182,48 @@ def compile_sql(program: ContractProgram) -> SqlProgram:
     final.append(f"({' AND '.join(ensures) if ensures else 'TRUE'}) AS {quote_ident('ensures_ok')}")
     out_names.append("ensures_ok")
     return SqlProgram(program, params, tuple(stage_inputs), tuple(stage_clauses),
-                      stage_utilities, stage_rule, tuple(final), tuple(out_names))
+                      stage_utilities, stage_rule, tuple(final), tuple(out_names),
+                      norm_args, norm_cols)
+
+
+def _normalization_stages(
+    program: ContractProgram, names: dict[str, str], env: dict
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[Normalize, str]]:
+    """(argument columns, normalised columns, node -> column) of the program's
+    normalisations; identical nodes share one column."""
+    nodes: dict[Normalize, int] = {}
+    for node in normalizations(program):
+        nodes.setdefault(node, len(nodes))
+    if not nodes:
+        return (), (), {}
+    low = SqlLowering(names, env)
+    args, cols, out = [], [], {}
+    for node, i in nodes.items():
+        d = quote_ident(f"__d{i}")
+        a = low.expr(node.arg)
+        args.append(f"(CASE WHEN isfinite({a}) THEN CAST({a} AS DOUBLE) END) AS {d}")
+        part = f"PARTITION BY {quote_ident('__group')}" if node.group == "prompt" else ""
+        key = f"{quote_ident('__group')}, " if node.group == "prompt" else ""
+        w = f"OVER ({part})"
+        cnt, mn, mx = f"count({d}) {w}", f"min({d}) {w}", f"max({d}) {w}"
+        if node.fn == "zscore":
+            sd = f"stddev_pop({d}) {w}"
+            bound = f"sqrt({cnt} - 1)"
+            z = f"(({d} - avg({d}) {w}) / {sd})"
+            value = (f"CASE WHEN {d} IS NULL OR {cnt} <= 1 OR {mn} = {mx} OR {sd} = 0 THEN 0.0 "
+                     f"ELSE greatest(-{bound}, least({bound}, {z})) END")
+        elif node.fn == "minmax":
+            value = (f"CASE WHEN {d} IS NULL OR {mn} = {mx} THEN 0.5 "
+                     f"ELSE greatest(0.0, least(1.0, ({d} - {mn}) / ({mx} - {mn}))) END")
+        else:
+            less = f"(rank() OVER (PARTITION BY {key}({d} IS NULL) ORDER BY {d}) - 1)"
+            ties = f"(count(*) OVER (PARTITION BY {key}{d}) - 1)"
+            value = (f"CASE WHEN {d} IS NULL OR {cnt} <= 1 THEN 0.5 "
+                     f"ELSE greatest(0.0, least(1.0, ({less} + {ties} / 2.0) / ({cnt} - 1))) END")
+        col = quote_ident(f"__n{i}")
+        cols.append(f"CAST({value} AS FLOAT) AS {col}")
+        out[node] = col
+    return tuple(args), tuple(cols), out
 
 
 def _rule_sql(params: AggregationParams, u: list[str]) -> tuple[str, str]:

@@ -21,11 +21,12 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Pos,
     Unary,
 )
-from rlhf_core.contract.legal_blocks.functions import FUNCTIONS
+from rlhf_core.contract.legal_blocks.functions import FUNCTIONS, GROUPS, NORMALIZERS, callable_names
 from rlhf_core.contract.legal_blocks.lexer import KEYWORDS, Token
 from rlhf_core.contract.legal_blocks.limits import MAX_DEPTH
 from rlhf_core.contract.legal_blocks.walk import find_too_deep
@@ -179,8 +180,10 @@ class ExprParser:
         return Name(tok.text, pos=self.pos(tok))
 
     def _call(self, name: Token) -> Expr:
+        if name.text in NORMALIZERS:
+            return self._normalize(name)
         if name.text not in FUNCTIONS:
-            known = ", ".join(sorted(FUNCTIONS))
+            known = ", ".join(callable_names())
             raise self.error(f"unknown function '{name.text}'; available: {known}", name)
         self.advance()
         args: list[Expr] = []
@@ -196,6 +199,36 @@ class ExprParser:
             )
         self.advance()
         return Call(name.text, tuple(args), pos=self.pos(name))
+
+    def _normalize(self, name: Token) -> Expr:
+        """``zscore(expr IN prompt)``: one expression, ``IN``, a group name, ``)``."""
+        self.advance()
+        fn = name.text
+        if self.tok.kind == ")":
+            raise self.error(f"{fn}() needs an argument and a group: {fn}(x IN prompt) or"
+                             f" {fn}(x IN run)")
+        arg = self._expr(1)
+        if self.tok.kind != "IN":
+            extra = " (it takes one expression)" if self.tok.kind == "," else ""
+            raise self.error(
+                f"expected 'IN prompt' or 'IN run' after the argument of {fn}(){extra},"
+                f" found {self.describe(self.tok)}"
+            )
+        self.advance()
+        group = self.tok
+        if group.kind != "NAME" or group.text not in GROUPS:
+            raise self.error(
+                f"unknown group {self.describe(group)} in {fn}(... IN ...); a normalisation ranges"
+                " over 'prompt' (the prompt's candidates) or 'run' (every row of the run)"
+            )
+        self.advance()
+        if self.tok.kind != ")":
+            raise self.error(
+                f"expected ')' to close '{fn}(' opened at {name.line}:{name.col},"
+                f" found {self.describe(self.tok)}"
+            )
+        self.advance()
+        return Normalize(fn, arg, group.text, pos=self.pos(name))  # type: ignore[arg-type]
 
     def _if(self) -> Expr:
         tok = self.advance()

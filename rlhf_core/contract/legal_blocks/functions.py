@@ -65,3 +65,22 @@ FUNCTIONS: MappingProxyType[str, FunctionSig] = MappingProxyType(
     }
 )
 """Function name -> signature. ``clip(x, lo, hi)``; ``len(s)`` takes a str column."""
+
+
+NORMALIZERS: tuple[str, ...] = ("zscore", "rank", "minmax")
+"""Group-relative functions, written ``fn(expr IN group)`` (docs/contracts.md#normalised-signals).
+
+They are not in ``FUNCTIONS``: their argument list is one expression and a group, not a list of
+values, and their value depends on other rows (see ``legal_blocks.normalize``)."""
+
+GROUPS: tuple[str, ...] = ("prompt", "run")
+"""Groups a normalisation ranges over: the candidates of the row's prompt, or the whole run."""
+
+NEUTRAL: MappingProxyType[str, float] = MappingProxyType({"zscore": 0.0, "rank": 0.5, "minmax": 0.5})
+"""Value of a normalisation for a row whose argument is not finite, a group of one, or a group
+whose finite values are all equal."""
+
+
+def callable_names() -> tuple[str, ...]:
+    """Every name that may be called, sorted (for error messages)."""
+    return tuple(sorted((*FUNCTIONS, *NORMALIZERS)))

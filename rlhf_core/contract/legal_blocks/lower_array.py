@@ -20,6 +20,8 @@ Semantics (identical in the DuckDB SQL compiler):
     * Rows outside the Nash bargaining set also get the floor reward (penalty not subtracted).
     * ENSURES is evaluated at run time on the final reward; its violation column is set where it
       fails and ``ensures_ok`` is the AND of all ENSURES clauses. It never changes the reward.
+    * ``zscore`` / ``rank`` / ``minmax`` ``(x IN prompt | run)``: the backend's ``normalize``
+      callback receives the node and ``x`` on every row (semantics in ``normalize``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Unary,
 )
@@ -50,6 +53,7 @@ from rlhf_core.errors import ContractTypeError
 
 Array = Any
 QuantifierFn = Callable[[str, Array], Array]
+NormalizeFn = Callable[[Normalize, Array], Array]
 
 
 class ContractOutputs(NamedTuple):
@@ -113,6 +117,8 @@ class Lowering:
         sigmoid: The namespace's logistic function.
         divide: IEEE division ``a / b`` (the JAX backend keeps XLA from turning a division
             by a scalar into a multiplication by its reciprocal).
+        normalize: ``(node, x) -> values`` of a ``zscore`` / ``rank`` / ``minmax`` node given its
+            argument ``x`` (broadcast to rows by the callback); None when the program has none.
     """
 
     def __init__(
@@ -121,11 +127,13 @@ class Lowering:
         const: Callable[[float], Array],
         sigmoid: Callable,
         divide: Callable[[Array, Array], Array] | None = None,
+        normalize: NormalizeFn | None = None,
     ) -> None:
         self.xp = xp
         self.const = const
         self.sigmoid = sigmoid
         self.divide = divide or (lambda a, b: a / b)
+        self.normalize = normalize
 
     def expr(self, e: Expr, cols: Mapping[str, Array], var: str | None = None) -> Array:
         """Array value of ``e``; ``var`` is the quantifier variable when inside one."""
@@ -177,6 +185,10 @@ class Lowering:
                 self.expr(e.then, cols, var),
                 self.expr(e.orelse, cols, var),
             )
+        if isinstance(e, Normalize):
+            if self.normalize is None:
+                raise _type_error(e, f"{e.fn}(... IN {e.group}) needs group statistics here")
+            return self.normalize(e, self.expr(e.arg, cols, var))
         raise TypeError(f"not a Legal-Blocks expression node: {type(e).__name__}")
 
     def _call(self, e: Call, cols: Mapping[str, Array], var: str | None) -> Array:

@@ -23,6 +23,7 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Unary,
 )
@@ -122,6 +123,10 @@ def _fmt(expr: Expr) -> tuple[str, int]:
     if isinstance(expr, IfElse):
         cond, then, orelse = (_fmt(e)[0] for e in (expr.cond, expr.then, expr.orelse))
         return f"IF {cond} THEN {then} ELSE {orelse}", _IF
+    if isinstance(expr, Normalize):
+        if expr.group not in ("prompt", "run"):
+            raise ValueError(f"{expr.group!r} is not a normalisation group (prompt or run)")
+        return f"{_ident(expr.fn)}({_fmt(expr.arg)[0]} IN {expr.group})", _ATOM
     raise TypeError(f"not a Legal-Blocks expression node: {type(expr).__name__}")
 
 

@@ -23,6 +23,7 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Unary,
 )
@@ -54,9 +55,15 @@ def sql_float(value: float) -> str:
 class SqlLowering:
     """Expression -> SQL text over the staged column names, with NaN / overflow guards."""
 
-    def __init__(self, names: dict[str, str], env: dict[str, iv.Interval]) -> None:
+    def __init__(
+        self,
+        names: dict[str, str],
+        env: dict[str, iv.Interval],
+        norms: dict[Normalize, str] | None = None,
+    ) -> None:
         self.names = names
         self.env = env
+        self.norms = norms or {}
 
     def _iv(self, e: Expr) -> iv.Interval:
         return iv.interval_of(e, self.env, rounding=True)
@@ -121,6 +128,13 @@ class SqlLowering:
                 f"(CASE WHEN {self.expr(e.cond)} THEN {self.expr(e.then)} "
                 f"ELSE {self.expr(e.orelse)} END)"
             )
+        if isinstance(e, Normalize):
+            # Computed by window functions in an earlier stage (compile_sql); never NaN.
+            if e not in self.norms:
+                pos = e.pos
+                raise ContractTypeError(f"{e.fn}(... IN {e.group}) has no SQL column here",
+                                        pos.file, pos.line, pos.col)
+            return self.norms[e]
         raise TypeError(f"not a Legal-Blocks expression node: {type(e).__name__}")
 
     def _compare(self, op: str, x: Expr, y: Expr) -> str:

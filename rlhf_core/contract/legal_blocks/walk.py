@@ -17,6 +17,7 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Unary,
 )
@@ -40,6 +41,8 @@ def children(expr: Expr) -> tuple[Expr, ...]:
         return expr.args
     if isinstance(expr, IfElse):
         return (expr.cond, expr.then, expr.orelse)
+    if isinstance(expr, Normalize):
+        return (expr.arg,)
     raise TypeError(f"not a Legal-Blocks expression node: {type(expr).__name__}")
 
 
@@ -80,3 +83,8 @@ def columns(expr: Expr) -> frozenset[str]:
         elif isinstance(node, Attr):
             found.add(node.column)
     return frozenset(found)
+
+
+def normalizations(expr: Expr) -> tuple[Normalize, ...]:
+    """Every ``zscore`` / ``rank`` / ``minmax`` node of ``expr``, pre-order."""
+    return tuple(node for node in walk(expr) if isinstance(node, Normalize))

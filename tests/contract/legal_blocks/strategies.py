@@ -2,8 +2,9 @@
 
 ``expressions(inputs, "number")`` draws number-typed expressions, ``expressions(inputs,
 "bool")`` boolean ones; both cover every node kind: literals, inputs, ``reward`` (when allowed),
-``r.column`` (inside a quantifier), unary and binary operators, chained comparisons, IF, and
-calls of every registered function. ``clause_blocks(inputs)`` draws whole clause blocks with
+``r.column`` (inside a quantifier), unary and binary operators, chained comparisons, IF, calls
+of every registered function, and normalisations ``zscore`` / ``rank`` / ``minmax`` ``(x IN
+prompt | run)`` outside quantifiers (their argument reads inputs only, never normalises). ``clause_blocks(inputs)`` draws whole clause blocks with
 unique labels, every clause kind, and explicit INVARIANT penalties / severities.
 """
 
@@ -21,10 +22,11 @@ from rlhf_core.contract.legal_blocks.ast import (
     Expr,
     IfElse,
     Name,
+    Normalize,
     Num,
     Unary,
 )
-from rlhf_core.contract.legal_blocks.functions import FUNCTIONS
+from rlhf_core.contract.legal_blocks.functions import FUNCTIONS, GROUPS, NORMALIZERS
 from rlhf_core.contract.legal_blocks.lexer import KEYWORDS
 from rlhf_core.contract.program import InputDecl
 
@@ -56,13 +58,22 @@ class _Builder:
     """Memoised typed strategies for one environment (inputs, reward, quantifier var)."""
 
     def __init__(
-        self, inputs: tuple[InputDecl, ...], allow_reward: bool, qvar: str | None, depth: int
+        self, inputs: tuple[InputDecl, ...], allow_reward: bool, qvar: str | None, depth: int,
+        normalize: bool = True,
     ) -> None:
         self.inputs = inputs
         self.allow_reward = allow_reward
         self.qvar = qvar
         self.depth = depth
+        self.normalize = normalize and qvar is None
         self._memo: dict[tuple[str, int], st.SearchStrategy[Expr]] = {}
+        self._plain: _Builder | None = None
+
+    def plain(self) -> _Builder:
+        """Builder of normalisation arguments: inputs only (no ``reward``, no nesting)."""
+        if self._plain is None:
+            self._plain = _Builder(self.inputs, False, None, self.depth, normalize=False)
+        return self._plain
 
     def _ref(self, name: str) -> Expr:
         return Attr(self.qvar, name) if self.qvar is not None else Name(name)
@@ -106,6 +117,10 @@ class _Builder:
                 st.builds(Call, st.sampled_from(_UNARY_FNS), st.tuples(num)),
                 st.builds(Call, st.just("clip"), st.tuples(num, num, num)),
             ]
+            if self.normalize:
+                arg = st.deferred(lambda: self.plain().typed("number", depth - 1))
+                options.append(st.builds(Normalize, st.sampled_from(NORMALIZERS), arg,
+                                         st.sampled_from(GROUPS)))
             text_cols = self._columns(("str",))
             if text_cols:
                 options.append(

@@ -106,6 +106,12 @@ _VOCAB = [
     "len",
     "log",
     "reward",
+    "zscore",
+    "rank(",
+    "minmax",
+    "IN",
+    "prompt",
+    "run",
 ]
 
 
