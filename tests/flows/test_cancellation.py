@@ -46,18 +46,19 @@ def _wait_for(predicate, timeout_s: float) -> None:
     raise AssertionError(f"condition not met within {timeout_s} s")
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-@pytest.mark.parametrize(("signum", "delay_s"), [(signal.SIGTERM, 0.0), (signal.SIGINT, 8.0)],
-                         ids=["sigterm-at-start", "sigint-mid-run"])
-def test_signal_cancels_cleanly_and_the_run_id_can_be_rerun(tmp_path: Path, signum: int,
-                                                              delay_s: float) -> None:
-    data = tmp_path / "data"
-    write_synthetic(data, 100_000, seed=4)
-    lake = Lake(tmp_path / "lake")
-    proc = _start(tmp_path, data, "cx")
+def _own_tracebacks(out: str) -> list[str]:
+    """Tracebacks through the project's code (an uncaught error of the CLI or the flow). A Dask
+    worker may still log a heartbeat failure while its scheduler shuts down; that one is not ours."""
+    blocks = out.split("Traceback (most recent call last):")[1:]
+    ours = ("rlhf_cli", "rlhf_core", "/flows/", "/tasks/", "/ops/", "Exception ignored")
+    return [b[:400] for b in blocks if any(mark in b.split("\n\n")[0] for mark in ours)]
+
+
+def _cancel(proc: subprocess.Popen, lake: Lake, signum: int, delay_s: float) -> str:
+    """Send ``signum`` ``delay_s`` after the run recorded its start; return the run's output."""
     try:
-        _wait_for(lambda: bool(lake.part_paths(Table.RUNS, "cx")), timeout_s=120)
+        _wait_for(lambda: bool(lake.part_paths(Table.RUNS, "cx"))
+                  and get_run(lake, "cx").status == "running", timeout_s=120)
         time.sleep(delay_s)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "the run should have started a Prefect server and Dask processes"
@@ -70,7 +71,9 @@ def test_signal_cancels_cleanly_and_the_run_id_can_be_rerun(tmp_path: Path, sign
     name = signal.Signals(signum).name
     lines = [line for line in out.splitlines() if "cancelled by" in line]
     assert lines and f"cancelled by {name}" in lines[-1], out[-2000:]
-    assert "Traceback" not in out
+    assert not _own_tracebacks(out), out[-3000:]
+    # The cancellation line is the last thing printed (rich may wrap it over two lines).
+    assert "re-run it with --run-id cx" in " ".join(out.strip().splitlines()[-2:])
     _wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
                               for c in children), timeout_s=15)
     record = get_run(lake, "cx")
@@ -80,9 +83,19 @@ def test_signal_cancels_cleanly_and_the_run_id_can_be_rerun(tmp_path: Path, sign
     for table in lake.list_tables():  # only committed partitions are visible: part files only
         for path in lake.part_paths(table, "cx"):
             assert Path(path).name.startswith("part-") and Path(path).suffix == ".parquet"
+    return out
 
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_signals_cancel_cleanly_at_two_stages_and_the_run_id_can_be_rerun(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_synthetic(data, 60_000, seed=4)
+    lake = Lake(tmp_path / "lake")
+    _cancel(_start(tmp_path, data, "cx"), lake, signal.SIGTERM, delay_s=0.0)  # at start-up
+    _cancel(_start(tmp_path, data, "cx"), lake, signal.SIGINT, delay_s=8.0)  # mid-run, same id
     rerun = _start(tmp_path, data, "cx")
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out[-3000:]
     assert get_run(lake, "cx").status == "completed"
-    assert lake.count_rows(Table.SCORES, "cx") == 100_000
+    assert lake.count_rows(Table.SCORES, "cx") == 60_000
