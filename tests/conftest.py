@@ -57,3 +57,16 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
             yield url
         finally:
             os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _logging_on_the_real_stderr() -> None:
+    """Configure Prefect's logging once, on the real stderr, before any test runs a CLI command.
+
+    Otherwise the first ``CliRunner.invoke`` that imports Prefect binds its console handler to
+    the runner's temporary stream, which is closed when the invocation ends, and every later test
+    that logs fails with "I/O operation on closed file" (it depends on test order).
+    """
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
