@@ -93,12 +93,12 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
         if params.reward_model_criteria:
             fitted = fit_reward_models_with(FitRewardModelsParams(
                 run_id=params.run_id, lake_root=params.lake_root,
-                criteria=params.reward_model_criteria), params.config.dask)
+                criteria=params.reward_model_criteria), params.config.dask, rows=ingest["accepted"])
             response_paths = fitted["response_paths"]
         scored = score_responses_with(ScoreResponsesParams(
             contract=params.contract, contract_hash=contract["hash"], inputs=response_paths,
             run_id=params.run_id, lake_root=params.lake_root,
-            shard_rows=params.config.scoring.shard_rows), params.config.dask)
+            shard_rows=params.config.scoring.shard_rows), params.config.dask, rows=ingest["accepted"])
         counts["scored"] = scored["rows"]
         quality = check_scores_quality(scored["paths"], params.run_id, params.lake_root)
         verified = (verify_scores_with_sql(params.contract, response_paths, scored["paths"])

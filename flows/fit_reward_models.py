@@ -55,6 +55,8 @@ def fit_reward_models(params: FitRewardModelsParams) -> dict:
     return select_reward_models(params.run_id, params.lake_root, [f.result() for f in futures])
 
 
-def fit_reward_models_with(params: FitRewardModelsParams, dask: DaskConfig) -> dict:
-    """Run ``fit-reward-models`` on the Dask cluster described by ``dask``."""
-    return fit_reward_models.with_options(task_runner=make_task_runner(dask))(params)
+def fit_reward_models_with(params: FitRewardModelsParams, dask: DaskConfig,
+                           rows: int | None = None) -> dict:
+    """Run ``fit-reward-models`` on the Dask cluster described by ``dask`` (in-process for a
+    run of at most ``dask.in_process_max_rows`` rows)."""
+    return fit_reward_models.with_options(task_runner=make_task_runner(dask, rows))(params)

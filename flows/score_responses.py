@@ -57,6 +57,8 @@ def score_responses(params: ScoreResponsesParams) -> dict:
             "scoring_seconds": busy, **summary}
 
 
-def score_responses_with(params: ScoreResponsesParams, dask: DaskConfig) -> dict:
-    """Run ``score-responses`` on the Dask cluster described by ``dask``."""
-    return score_responses.with_options(task_runner=make_task_runner(dask))(params)
+def score_responses_with(params: ScoreResponsesParams, dask: DaskConfig,
+                         rows: int | None = None) -> dict:
+    """Run ``score-responses`` on the Dask cluster described by ``dask`` (in-process for a
+    run of at most ``dask.in_process_max_rows`` rows)."""
+    return score_responses.with_options(task_runner=make_task_runner(dask, rows))(params)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,6 +32,55 @@ _QUIET_ENV = {
 }
 
 
+JAX_CACHE_ENV = {
+    "JAX_COMPILATION_CACHE_DIR": None,  # set by enable_compilation_cache
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+}
+
+
+def local_home() -> Path:
+    """This machine's working directory for the platform: ``RLHF_WIZARD_HOME`` when it is a local
+    path, else ``.wizard`` (a lake on object storage keeps local state beside the working dir)."""
+    home = os.environ.get("RLHF_WIZARD_HOME") or ".wizard"
+    if "://" in home:
+        home = ".wizard"
+    return Path(home).expanduser().resolve()
+
+
+def enable_compilation_cache(directory: Path | None = None) -> Path:
+    """Keep JAX's compiled programs across runs: XLA's persistent compilation cache.
+
+    A small run is dominated by compiling the same scoring, Pareto, calibration and bootstrap
+    programs every time; with the cache a later run loads them instead. Configured through the
+    environment, so spawned Dask workers (which import JAX themselves) share it; applied directly
+    when JAX is already imported here. Settings the user exported win. Every program is cached
+    (JAX's default skips those compiling in under a second, which are all of ours).
+
+    Args:
+        directory: The cache directory (default ``<local home>/jax-cache``).
+
+    Returns:
+        The cache directory in use.
+    """
+    import sys
+
+    directory = Path(os.environ.get("JAX_COMPILATION_CACHE_DIR")
+                     or directory or local_home() / "jax-cache")
+    directory.mkdir(parents=True, exist_ok=True)
+    for key, value in JAX_CACHE_ENV.items():
+        os.environ.setdefault(key, value if value is not None else str(directory))
+    if "jax" in sys.modules:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                          float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes",
+                          int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]))
+    return directory
+
+
 class DaskConfig(BaseModel):
     """Where score shards run.
 
@@ -48,6 +96,11 @@ class DaskConfig(BaseModel):
             ``dask_kubernetes.operator.KubeCluster``, ``dask_jobqueue.SLURMCluster``); the local
             cluster when ``None``. Ignored when a scheduler address is set.
         cluster_kwargs: Keyword arguments of ``cluster_class`` (passed as given).
+        in_process_max_rows: Runs of at most this many rows use an in-process cluster (one worker
+            whose ``n_workers * threads_per_worker`` threads run the same tasks) instead of
+            spawning worker processes: below one scoring shard there is no parallelism for
+            processes to add, only their start-up (and JAX compilation) in each. ``0`` always
+            spawns. Ignored with a scheduler address, ``cluster_class`` or adaptive bounds.
 
     ``n_workers`` not given explicitly is read from ``RLHF_WIZARD_DASK_WORKERS`` (default 2).
     """
@@ -62,6 +115,7 @@ class DaskConfig(BaseModel):
     adapt_maximum: int | None = Field(default=None, ge=1)
     cluster_class: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
     cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
+    in_process_max_rows: int = Field(default=250_000, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -76,8 +130,15 @@ class DaskConfig(BaseModel):
         return self.address or os.environ.get(DASK_ADDRESS_ENV) or None
 
 
-def make_task_runner(config: DaskConfig) -> Any:
-    """Build the ``DaskTaskRunner`` for ``config``.
+def runs_in_process(config: DaskConfig, rows: int | None) -> bool:
+    """Whether a run of ``rows`` rows uses the in-process cluster (see ``in_process_max_rows``)."""
+    return (rows is not None and rows <= config.in_process_max_rows
+            and not config.resolved_address() and not config.cluster_class
+            and config.adapt_maximum is None)
+
+
+def make_task_runner(config: DaskConfig, rows: int | None = None) -> Any:
+    """Build the ``DaskTaskRunner`` for ``config`` (and a run of ``rows`` rows, when known).
 
     Also applies :func:`quiet_library_logs`, so a process that runs a flow without
     :func:`prefect_api` (a served or worker-executed deployment) keeps the same quiet console.
@@ -87,8 +148,9 @@ def make_task_runner(config: DaskConfig) -> Any:
 
     Returns:
         A ``prefect_dask.DaskTaskRunner`` bound to an existing scheduler, to ``cluster_class``
-        (e.g. Kubernetes or a batch queue), or to a local cluster of spawned worker processes (one
-        thread each by default); adaptive when bounds are set.
+        (e.g. Kubernetes or a batch queue), to an in-process cluster for a small run, or to a
+        local cluster of spawned worker processes (one thread each by default); adaptive when
+        bounds are set.
     """
     from prefect_dask import DaskTaskRunner
 
@@ -97,6 +159,12 @@ def make_task_runner(config: DaskConfig) -> Any:
     address = config.resolved_address()
     if address:
         return DaskTaskRunner(address=address)
+    if runs_in_process(config, rows):
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={"n_workers": 1, "processes": False, "dashboard_address": None,
+                            "threads_per_worker": config.n_workers * config.threads_per_worker},
+        )
     adapt = None
     if config.adapt_maximum is not None:
         adapt = {"minimum": config.adapt_minimum or 1, "maximum": config.adapt_maximum}
@@ -122,44 +190,77 @@ def make_task_runner(config: DaskConfig) -> Any:
     )
 
 
-@contextmanager
-def prefect_api(timeout_s: int = 120) -> Iterator[str]:
-    """Make sure this process and its children talk to one Prefect API.
+class PrefectApi:
+    """The one Prefect API of a run, for this process and its children.
 
-    Uses ``PREFECT_API_URL`` when set (a real server or Prefect Cloud); otherwise starts one
-    temporary local server for the duration of the block and exports its URL so that spawned Dask
-    workers use it too. Logs are flushed before the server stops. Library INFO logs stay off the
-    console (:func:`quiet_library_logs`).
+    Chosen when created, in this order: ``PREFECT_API_URL`` when set (a real server or Prefect
+    Cloud); this home's long-lived server when ``rlhf-wizard server start`` runs one
+    (:func:`ops.prefect_server.running_url`); otherwise a temporary local server, *launched at
+    once* so it boots while the caller goes on importing, and awaited on ``__enter__``. Inside the
+    block ``PREFECT_API_URL`` is exported, so spawned Dask workers use the same API; logs are
+    flushed before a temporary server stops. Library INFO logs stay off the console
+    (:func:`quiet_library_logs`).
 
-    Yields:
-        The API URL in use.
+    Example:
+        api = PrefectApi()          # before the heavy imports
+        from flows.contract_pipeline import contract_pipeline
+        with api as url:
+            contract_pipeline(params)
     """
-    for key, value in _QUIET_ENV.items():
-        os.environ.setdefault(key, value)
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    quiet_library_logs()
+    def __init__(self, timeout_s: float = 120.0) -> None:
+        from ops.prefect_server import TemporaryServer, running_url
 
-    existing = os.environ.get("PREFECT_API_URL")
-    if existing:
-        with temporary_settings(updates={PREFECT_API_URL: existing}):
-            yield existing
-        return
+        for key, value in _QUIET_ENV.items():
+            os.environ.setdefault(key, value)
+        self.timeout_s = timeout_s
+        self.configured = os.environ.get("PREFECT_API_URL") or None
+        self.local = None if self.configured else running_url()
+        self.server = None if (self.configured or self.local) else TemporaryServer()
+        self.kind = "configured" if self.configured else "local" if self.local else "temporary"
+        self._settings: Any = None
+        self._exported = False
 
-    from prefect.server.api.server import SubprocessASGIServer
+    def __enter__(self) -> str:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    server = SubprocessASGIServer()
-    server.start(timeout=timeout_s)
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            try:
-                yield server.api_url
-            finally:
+        quiet_library_logs()
+        try:
+            url = self.configured or self.local or self.server.wait(self.timeout_s)
+        except BaseException:
+            self.close()
+            raise
+        if not self.configured:
+            os.environ["PREFECT_API_URL"] = url
+            self._exported = True
+        self._settings = temporary_settings(updates={PREFECT_API_URL: url})
+        self._settings.__enter__()
+        return url
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.server is not None:
                 _flush_api_logs()
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        server.stop()
+        finally:
+            try:
+                if self._settings is not None:
+                    self._settings.__exit__(*exc)
+                    self._settings = None
+            finally:
+                self.close()
+
+    def close(self) -> None:
+        """Stop a temporary server and un-export its URL; idempotent (safe before ``__enter__``)."""
+        if self._exported:
+            os.environ.pop("PREFECT_API_URL", None)
+            self._exported = False
+        if self.server is not None:
+            self.server.stop()
+
+
+def prefect_api(timeout_s: int = 120) -> PrefectApi:
+    """The run's Prefect API as a context manager yielding its URL (see :class:`PrefectApi`)."""
+    return PrefectApi(timeout_s)
 
 
 def _flush_api_logs() -> None:

@@ -28,6 +28,7 @@ from rlhf_cli import (
     plan,
     query,
     report,
+    server,
 )
 from rlhf_cli.pipeline import VerboseFlag, show_library_logs
 from rlhf_core.errors import SourceLocatedError, WizardError
@@ -57,6 +58,7 @@ AREAS: tuple[tuple[ModuleType, str | None], ...] = (
     (contract, "contract"),
     (data, "data"),
     (audit, "audit"),
+    (server, "server"),
 )
 """Each area's module and its sub-command name (None: its commands join the root), in help order."""
 

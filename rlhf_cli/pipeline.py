@@ -134,11 +134,15 @@ def run_pipeline(
     dask_address: str | None,
     workers: int | None,
 ) -> dict:
-    """Run ``contract-pipeline`` on one Prefect API (temporary unless configured) and return it."""
-    from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
-    from ops.cancel import cancel_on_signals, cancellation_reason
+    """Run ``contract-pipeline`` on one Prefect API and return its result.
+
+    The API is ``PREFECT_API_URL``, else this home's long-lived server (``rlhf-wizard server
+    start``), else a temporary server launched first thing, so that it boots while the pipeline's
+    modules import.
+    """
     from ops.config import load_pipeline_config
-    from ops.runtime import prefect_api
+    from ops.prefect_server import running_url
+    from ops.runtime import enable_compilation_cache, prefect_api
     from rlhf_core.errors import ConfigError
 
     settings = load_pipeline_config(config)
@@ -147,29 +151,41 @@ def run_pipeline(
     if workers:
         settings.dask.n_workers = workers
     address = settings.dask.resolved_address()
-    if address and not os.environ.get("PREFECT_API_URL"):
+    if address and not os.environ.get("PREFECT_API_URL") and not running_url():
         raise ConfigError(
             f"a run on the existing Dask scheduler {address} needs a persistent Prefect API: "
             "its workers would keep reporting to this run's temporary server after it stops; "
-            "start one (prefect server start) and export PREFECT_API_URL=http://127.0.0.1:4200/api",
-            "<command line>")
-    params = ContractPipelineParams(
-        contract=str(contract.resolve()), data=str(data.resolve()), adapter=adapter,
-        mapping=str(mapping.resolve()) if mapping else None, run_id=run_id,
-        lake_root=lake_root_path(), dry_run=dry_run, config=settings,
-    )
-    console_without_tracebacks()
+            "start one with `rlhf-wizard server start` (later runs reuse it) or export "
+            "PREFECT_API_URL", "<command line>")
+    enable_compilation_cache()
+    api = prefect_api()
     try:
-        with cancel_on_signals(), prefect_api():
-            return contract_pipeline(params)
-    except BaseException as exc:
-        reason = cancellation_reason(exc)
-        if reason is None:
-            raise
-        _out.print(f"run {run_id} {reason}: recorded as cancelled; nothing partial was published "
-                   f"(re-run it with --run-id {run_id})")
-        signum = getattr(exc, "signum", None) or getattr(exc, "signal", None) or 2
-        raise typer.Exit(code=128 + int(signum)) from None
+        from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
+        from ops.cancel import cancel_on_signals, cancellation_reason
+        from ops.runtime import quiet_library_logs
+        from rlhf_core.quality.gx import warm_up_in_background
+
+        params = ContractPipelineParams(
+            contract=str(contract.resolve()), data=str(data.resolve()), adapter=adapter,
+            mapping=str(mapping.resolve()) if mapping else None, run_id=run_id,
+            lake_root=lake_root_path(), dry_run=dry_run, config=settings,
+        )
+        console_without_tracebacks()
+        quiet_library_logs()
+        warm_up_in_background()  # GX imports while the server boots and the first stages run
+        try:
+            with cancel_on_signals(), api:
+                return contract_pipeline(params)
+        except BaseException as exc:
+            reason = cancellation_reason(exc)
+            if reason is None:
+                raise
+            _out.print(f"run {run_id} {reason}: recorded as cancelled; nothing partial was "
+                       f"published (re-run it with --run-id {run_id})")
+            signum = getattr(exc, "signum", None) or getattr(exc, "signal", None) or 2
+            raise typer.Exit(code=128 + int(signum)) from None
+    finally:
+        api.close()
 
 
 def _print_result(result: dict, started: float, as_json: bool) -> None:

@@ -21,6 +21,7 @@ the batch definition are created once per process (lazily, on the first check) a
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -73,9 +74,35 @@ class QualityGateError(DataQualityError):
         self.result = result
 
 
-@cache
+_GX_LOCK = threading.Lock()
+
+
 def _gx() -> tuple[Any, Any]:
-    """``(great_expectations module, batch definition)`` created once per process."""
+    """``(great_expectations module, batch definition)`` created once per process (thread-safe)."""
+    with _GX_LOCK:
+        return _build_gx()
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Import GX and build its context in a daemon thread, off a run's critical path.
+
+    Importing Great Expectations takes seconds; a run starts this first thing, so the import
+    overlaps the Prefect server start-up and the run's first stages instead of delaying its first
+    quality check. Errors surface (with their message) at that first check, not here.
+    """
+    def _warm() -> None:
+        try:
+            _gx()
+        except Exception:  # noqa: BLE001 - check_table raises it again where it is understood
+            return
+
+    thread = threading.Thread(target=_warm, name="gx-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@cache
+def _build_gx() -> tuple[Any, Any]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

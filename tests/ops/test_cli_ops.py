@@ -68,5 +68,6 @@ def test_a_run_on_an_existing_scheduler_without_a_prefect_api_is_refused(
     assert result.exit_code == 1
     assert isinstance(result.exception, ConfigError)
     assert "needs a persistent Prefect API" in str(result.exception)
+    assert "rlhf-wizard server start" in str(result.exception)
     assert "export PREFECT_API_URL" in str(result.exception)
     assert not (tmp_path / "lake").exists()  # refused before anything was written
