@@ -193,3 +193,81 @@ def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
     # Nothing that talked to this server survives: serve, flow-run subprocesses, CLI calls.
     assert not processes_with_env("PREFECT_API_URL", api), "a client of the test server is still running"
     print(f"\nreal-server serve test: {time.monotonic() - started:.1f} s")
+
+
+PIPELINE = "contract-pipeline/nightly-scoring"
+
+
+def test_a_deployment_run_cancelled_through_the_api_ends_cancelled_everywhere(server, tmp_path: Path) -> None:
+    """The UI's Cancel button (a CANCELLING state set through the API) on a running pipeline: the
+    served run stops within seconds, Prefect shows it cancelled, the lake's run record and audit
+    log say cancelled, only committed partitions are visible, and no process of the run is left."""
+    from rlhf_core.ingest.generator import write_synthetic
+    from rlhf_core.lake.runs import get_run
+    from rlhf_core.lake.store import Lake
+
+    api, _ = server
+    lake_root = tmp_path / "lake"
+    data = tmp_path / "data"
+    write_synthetic(data, 60_000, seed=5)
+    env = _client_env(dict(os.environ), api, tmp_path / "client-home")
+    env["RLHF_WIZARD_HOME"] = str(lake_root)
+    serve = Service("rlhf-wizard serve", [str(BIN / "rlhf-wizard"), "serve"], env,
+                    tmp_path / "serve.log", cwd=tmp_path)
+    lake = Lake(lake_root)
+    try:
+        deadline = time.monotonic() + 90
+        reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
+        while reply.status_code != 200 and time.monotonic() < deadline:
+            assert serve.proc.poll() is None, serve.tail()
+            time.sleep(1)
+            reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
+        assert reply.status_code == 200, f"serve did not register {PIPELINE}:\n{serve.tail()}"
+        params = {"params": {"contract": str(DEMO_CONTRACT), "data": str(data), "run_id": "cancel-me",
+                             "lake_root": str(lake_root), "evaluation_resamples": 20_000}}
+        reply = _call("POST", f"{api}/deployments/{reply.json()['id']}/create_flow_run",
+                      json={"parameters": params, "state": {"type": "SCHEDULED"}})
+        assert reply.status_code == 201, reply.text
+        flow_run = reply.json()["id"]
+
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            serve.snapshot()
+            if lake.part_paths("runs", "cancel-me") and get_run(lake, "cancel-me").status == "running":
+                break
+            assert _call("GET", f"{api}/flow_runs/{flow_run}").json()["state"]["type"] in \
+                {"SCHEDULED", "PENDING", "RUNNING"}, serve.tail()
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"the run never started:\n{serve.tail()}")
+        time.sleep(2)
+        serve.snapshot()
+        run_processes = [p for p in serve.seen.values() if p.pid != serve.proc.pid]
+        assert run_processes, "the served run should execute in a subprocess of serve"
+
+        cancelled_at = time.monotonic()
+        reply = _call("POST", f"{api}/flow_runs/{flow_run}/set_state",
+                      json={"state": {"type": "CANCELLING", "message": "Cancelled from the UI"}})
+        assert reply.status_code in (200, 201), reply.text
+        final = _wait_run(api, flow_run, 60)
+        assert final["state"]["type"] == "CANCELLED", f"{final['state']}\n{serve.tail()}"
+        took = time.monotonic() - cancelled_at
+        assert took < 30, f"cancelling took {took:.1f} s"
+        print(f"\ncancel through the API to CANCELLED: {took:.1f} s")
+
+        deadline = time.monotonic() + 30
+        while any(p.is_running() and p.status() != "zombie" for p in run_processes) \
+                and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert not [p for p in run_processes if p.is_running() and p.status() != "zombie"]
+        record = get_run(lake, "cancel-me")
+        assert record.status == "cancelled" and "cancelled" in (record.error or ""), record
+        finished = [e for e in AuditLog(lake_root).entries()
+                    if e.kind == "run_finished" and e.subject == "cancel-me"]
+        assert finished and finished[-1].details["status"] == "cancelled"
+        for table in lake.list_tables():  # only committed partitions are visible: part files only
+            for path in lake.part_paths(table, "cancel-me"):
+                assert Path(path).name.startswith("part-") and Path(path).suffix == ".parquet"
+    finally:
+        survivors = serve.stop()
+    assert not survivors, f"processes left behind by serve: {survivors}"
