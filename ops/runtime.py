@@ -1,8 +1,11 @@
 """Run-time plumbing shared by the flows: the Prefect API for a run and the Dask task runner.
 
 Start-up cost is planned (docs/architecture.md#runtime): a run uses ONE Prefect API — the one in
-``PREFECT_API_URL`` when configured, otherwise one temporary local server started here — and the
-Dask workers inherit its address through the environment, so no worker starts a server of its own.
+``PREFECT_API_URL`` when configured, else this home's long-lived server (``rlhf-wizard server
+start``), else one temporary local server launched early (:class:`PrefectApi`) — and the Dask
+workers inherit its address through the environment, so no worker starts a server of its own.
+Small runs stay in-process (:func:`runs_in_process`) and compiled JAX programs persist across runs
+(:func:`enable_compilation_cache`).
 
 Console noise is planned too: Dask (``distributed``) and Great Expectations log INFO lines on
 every run; :func:`quiet_library_logs` keeps them off the console (not out of other handlers)
