@@ -19,6 +19,7 @@ from rlhf_core.remote import EndpointConfig
 from tasks.checks import check_scores_quality, verify_scores_with_sql
 from tasks.contract import record_contract_use
 from tasks.evaluate import evaluate_agreement
+from tasks.events import emit_run_rates
 from tasks.remote import score_remote
 from tasks.reporting import publish_score_summary
 from tasks.runs import finish_run, record_run_outcome, start_run
@@ -116,6 +117,7 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
         summary = publish_score_summary(params.run_id, params.lake_root, scored["paths"],
                                         ingest=ingest, contract=contract, optimization=optimized,
                                         agreement=evaluated)
+        emit_run_rates(params.run_id, "contract-pipeline", counts, summary["stats"])
     except BaseException as exc:
         # Ctrl-C / SIGTERM / a cancel raise BaseExceptions that are not failures of the run. The
         # outcome is recorded without a task: the engine may be shutting down.

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from ops.home import local_home
 from rlhf_core.errors import ConfigError
 
 DEFAULT_PORT = 4200
@@ -60,8 +61,6 @@ def state_dir() -> Path:
     ``home`` is ``RLHF_WIZARD_HOME`` when it is a local path, else ``.wizard`` (a remote lake keeps
     its local server state beside the working directory).
     """
-    from ops.runtime import local_home
-
     return local_home() / STATE_DIR
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ops.home import local_home
 from rlhf_core.errors import ConfigError
 
 DASK_ADDRESS_ENV = "RLHF_WIZARD_DASK_ADDRESS"
@@ -40,15 +41,6 @@ JAX_CACHE_ENV = {
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
 }
-
-
-def local_home() -> Path:
-    """This machine's working directory for the platform: ``RLHF_WIZARD_HOME`` when it is a local
-    path, else ``.wizard`` (a lake on object storage keeps local state beside the working dir)."""
-    home = os.environ.get("RLHF_WIZARD_HOME") or ".wizard"
-    if "://" in home:
-        home = ".wizard"
-    return Path(home).expanduser().resolve()
 
 
 def enable_compilation_cache(directory: Path | None = None) -> Path:

@@ -21,6 +21,7 @@ from ops.deployments import (
     schedule_objects,
 )
 from rlhf_core.errors import ConfigError
+from rlhf_core.lake.store import Lake
 
 
 def full_name(spec: DeploymentSpec, flow: Any) -> str:
@@ -120,6 +121,8 @@ def serve_all(
     *,
     interval_overrides: Mapping[str, float] | None = None,
     limit: int | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
 ) -> None:
     """Serve every deployment in ``prefect_file`` until interrupted (SIGINT / SIGTERM).
 
@@ -130,10 +133,18 @@ def serve_all(
         prefect_file: The deployments file.
         interval_overrides: See :func:`build_deployments`.
         limit: Most flow runs executing at once (None: no limit).
+        metrics_port: Also serve Prometheus metrics of the lake on this port
+            (:func:`ops.metrics.serve_metrics`); None: no exporter.
+        metrics_host: Address the exporter binds (default ``$RLHF_WIZARD_METRICS_HOST`` or
+            127.0.0.1).
     """
     from prefect import serve
 
+    from ops.metrics import serve_metrics
+
+    lake = Lake.from_env()  # before the chdir: a relative RLHF_WIZARD_HOME means this directory
     os.chdir(PROJECT_ROOT)
     deployments = build_deployments(load_deployments(prefect_file), interval_overrides)
     adopt_registered(deployments)
-    serve(*deployments, limit=limit, print_starting_message=True)
+    with serve_metrics(metrics_port, metrics_host, lake=lake):
+        serve(*deployments, limit=limit, print_starting_message=True)

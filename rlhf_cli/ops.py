@@ -24,15 +24,19 @@ def deploy(
     prefect_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=_PREFECT_FILE_HELP)] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only these deployments (flow/deployment); repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the registered deployments as JSON.")] = False,
+    alerts_webhook: Annotated[str | None, typer.Option(envvar="RLHF_WIZARD_ALERTS_WEBHOOK", help="Webhook URL for alerts: saved as the notification block custom-webhook/rlhf-alerts.")] = None,
+    escalation_webhook: Annotated[str | None, typer.Option(envvar="RLHF_WIZARD_ESCALATION_WEBHOOK", help="Webhook URL for escalations (block custom-webhook/rlhf-escalation; default: the alerts URL).")] = None,
 ) -> None:
     """Register the deployments of deployments/prefect.yaml with the Prefect API (PREFECT_API_URL).
 
     Creates the work pools they target, runs `prefect deploy --all` on the file from the
     project root with RLHF_WIZARD_HOME made absolute, and checks every deployment is registered.
+    Then creates or updates the alert automations of deployments/automations/ whose notification
+    blocks exist (see docs/operations.md).
 
-    Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard deploy
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard deploy --alerts-webhook https://hooks.example.com/rlhf
     """
-    _deploy(prefect_file, name or [], as_json)
+    _deploy(prefect_file, name or [], as_json, alerts_webhook, escalation_webhook)
 
 
 @app.command("serve")
@@ -42,6 +46,8 @@ def serve(
     limit: Annotated[int | None, typer.Option(min=1, help="Most flow runs executing at once.")] = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the deployments and exit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
+    metrics_port: Annotated[int | None, typer.Option(min=1, max=65535, envvar="RLHF_WIZARD_METRICS_PORT", help="Serve Prometheus metrics of the lake on this port (docs/operations.md).")] = None,
+    metrics_host: Annotated[str | None, typer.Option(envvar="RLHF_WIZARD_METRICS_HOST", help="Address the metrics exporter binds (default 127.0.0.1; 0.0.0.0 for a remote Prometheus).")] = None,
     verbose: VerboseFlag = False,
 ) -> None:
     """Serve every deployment from this process so runs start from the UI, the CLI or schedules.
@@ -49,10 +55,10 @@ def serve(
     Reads deployments/prefect.yaml (names, parameters, schedules); runs execute in subprocesses
     with the project root as working directory. No work pool or worker needed.
 
-    Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard serve --interval validate-contract=60
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api rlhf-wizard serve --metrics-port 9464
     """
     show_library_logs(verbose)
-    _serve(prefect_file, interval or [], limit, list_only, as_json)
+    _serve(prefect_file, interval or [], limit, list_only, as_json, metrics_port, metrics_host)
 
 
 @app.command("doctor")
@@ -86,8 +92,11 @@ def _schedules_text(schedules: list) -> str:
     return ", ".join(parts) or "on demand"
 
 
-def _deploy(prefect_file: Path | None, names: list[str], as_json: bool) -> None:
-    """Create the work pools, run ``prefect deploy``, verify every deployment is registered."""
+def _deploy(prefect_file: Path | None, names: list[str], as_json: bool,
+            alerts_webhook: str | None = None, escalation_webhook: str | None = None) -> None:
+    """Create the work pools, run ``prefect deploy``, verify every deployment is registered,
+    then register the alert automations."""
+    from ops.automations import deploy_automations
     from ops.deploy import (
         ensure_incoming,
         ensure_work_pools,
@@ -105,7 +114,7 @@ def _deploy(prefect_file: Path | None, names: list[str], as_json: bool) -> None:
     api = require_api_url()
     home = export_lake_home()
     with _progress() as progress:
-        step = progress.add_task(f"Registering {path.name} with {api}", total=4)
+        step = progress.add_task(f"Registering {path.name} with {api}", total=5)
         specs = load_deployments(path)
         wanted = select_deployments(specs, names)
         if not wanted:
@@ -119,13 +128,16 @@ def _deploy(prefect_file: Path | None, names: list[str], as_json: bool) -> None:
         progress.advance(step)
         registered = list_deployments(api)
         progress.advance(step)
+        automations = deploy_automations(alerts_webhook=alerts_webhook,
+                                         escalation_webhook=escalation_webhook)
+        progress.advance(step)
     missing = missing_deployments(wanted, registered)
     if missing:
         raise DeploymentError(f"prefect deploy finished but these are not registered: {'; '.join(missing)}")
     mine = [r for r in registered if (r["entrypoint"], r["name"]) in {(s.entrypoint, s.name) for s in wanted}]
     if as_json:
         typer.echo(json.dumps({"api": api, "lake_root": home, "pools_created": created,
-                               "incoming": incoming, "deployments": [
+                               "incoming": incoming, "automations": automations, "deployments": [
             {"name": f"{r['flow_name']}/{r['name']}", "id": r["id"], "work_pool": r.get("work_pool_name"),
              "schedules": [s["schedule"] for s in r.get("schedules", [])]} for r in mine]}, indent=2))
         return
@@ -143,16 +155,23 @@ def _deploy(prefect_file: Path | None, names: list[str], as_json: bool) -> None:
     if incoming:
         _out.print(f"Input folder: {', '.join(incoming)}; put the deployments' data files there "
                    "(e.g. helpsteer.jsonl) or pass another path when starting a run.")
+    for row in automations["applied"]:
+        _out.print(f"Automation {row['name']}: {row['action']}.")
+    for row in automations["skipped"]:
+        _out.print(f"Automation {row['name']}: skipped, no block {', '.join(row['missing'])} "
+                   "(pass --alerts-webhook URL, or create the block; docs/operations.md).")
     _out.print("Start a worker to run them: prefect worker start --pool rlhf-local "
                "(or serve them without one: rlhf-wizard serve).")
 
 
 def _serve(prefect_file: Path | None, intervals: list[str], limit: int | None,
-                  list_only: bool, as_json: bool) -> None:
+           list_only: bool, as_json: bool, metrics_port: int | None = None,
+           metrics_host: str | None = None) -> None:
     """Serve (or list) the deployments of the file."""
     from ops.deploy import export_lake_home, require_api_url
     from ops.deployments import PREFECT_FILE, load_deployments
     from ops.serve import parse_interval_overrides, serve_all
+    from tasks.events import alert_thresholds
 
     path = prefect_file or PREFECT_FILE
     overrides = parse_interval_overrides(intervals)
@@ -173,8 +192,13 @@ def _serve(prefect_file: Path | None, intervals: list[str], limit: int | None,
         return
     api = require_api_url()
     home = export_lake_home()
-    _out.print(f"Serving {path} on {api} (lake {home}); Ctrl-C stops.")
-    serve_all(path, interval_overrides=overrides, limit=limit)
+    thresholds = alert_thresholds()  # the served runs read them: refuse a bad value now
+    metrics = (f"; metrics on {metrics_host or '127.0.0.1'}:{metrics_port}/metrics"
+               if metrics_port is not None else "")
+    _out.print(f"Serving {path} on {api} (lake {home}{metrics}; alert thresholds: quarantine "
+               f"{thresholds.quarantine:g}, veto {thresholds.veto:g}); Ctrl-C stops.")
+    serve_all(path, interval_overrides=overrides, limit=limit, metrics_port=metrics_port,
+              metrics_host=metrics_host)
 
 
 def _doctor(config: Path | None, dask_address: str | None, as_json: bool) -> None:

@@ -23,6 +23,8 @@ _out = Console(highlight=False)
 
 VerboseFlag = Annotated[bool, typer.Option(
     "--verbose", help="Also show Dask (distributed) and Great Expectations INFO logs on the console.")]
+MetricsPortOption = Annotated[int | None, typer.Option(
+    min=1, max=65535, help="Serve Prometheus metrics on this port while the run lasts (docs/operations.md).")]
 
 
 @app.command("demo")
@@ -32,6 +34,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     verbose: VerboseFlag = False,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Generate data and run the whole contract pipeline on it, locally.
 
@@ -53,7 +56,8 @@ def demo(
     _out.print(f"Generated {rows} responses in {data_dir}, with preference labels from annotators "
                f"whose hidden weights are {hidden}; running contract-pipeline as {run_id} …")
     result = run_pipeline(DEMO_CONTRACT, data_dir, adapter=None, mapping=None, run_id=run_id,
-                          dry_run=False, config=None, dask_address=None, workers=workers)
+                          dry_run=False, config=None, dask_address=None, workers=workers,
+                          metrics_port=metrics_port)
     _print_result(result, started, as_json)
 
 
@@ -70,6 +74,7 @@ def run(
     workers: Annotated[int | None, typer.Option(help="Local Dask worker processes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     verbose: VerboseFlag = False,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run the contract pipeline on any data.
 
@@ -80,7 +85,7 @@ def run(
     started = time.perf_counter()
     result = run_pipeline(contract, data, adapter=adapter, mapping=mapping,
                           run_id=run_id or _run_id("run"), dry_run=dry_run, config=config,
-                          dask_address=dask_address, workers=workers)
+                          dask_address=dask_address, workers=workers, metrics_port=metrics_port)
     _print_result(result, started, as_json)
 
 
@@ -133,6 +138,7 @@ def run_pipeline(
     config: Path | None,
     dask_address: str | None,
     workers: int | None,
+    metrics_port: int | None = None,
 ) -> dict:
     """Run ``contract-pipeline`` on one Prefect API and return its result.
 
@@ -162,6 +168,7 @@ def run_pipeline(
     try:
         from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
         from ops.cancel import cancel_on_signals, cancellation_reason
+        from ops.metrics import serve_metrics
         from ops.runtime import quiet_library_logs
         from rlhf_core.quality.gx import warm_up_in_background
 
@@ -174,7 +181,7 @@ def run_pipeline(
         quiet_library_logs()
         warm_up_in_background()  # GX imports while the server boots and the first stages run
         try:
-            with cancel_on_signals(), api:
+            with cancel_on_signals(), api, serve_metrics(metrics_port):
                 return contract_pipeline(params)
         except BaseException as exc:
             reason = cancellation_reason(exc)

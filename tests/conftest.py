@@ -70,3 +70,15 @@ def _logging_on_the_real_stderr() -> None:
     from prefect.logging.configuration import setup_logging
 
     setup_logging()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One XLA compilation cache for the session, exported, as a run enables it under its home:
+    every CLI subprocess of the suite (cancellation, crash-safety, console tests...) loads the
+    programs an earlier one compiled instead of compiling them again."""
+    from ops.runtime import enable_compilation_cache
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax-cache"))
+    enable_compilation_cache()
