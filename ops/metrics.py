@@ -278,8 +278,7 @@ def _breaker_metrics() -> Iterator[Metric]:
                               "state (1: current).", labels=["endpoint", "state"])
     opened = CounterMetricFamily("rlhf_remote_breaker_opened", "Times the breaker opened.",
                                  labels=["endpoint"])
-    # The registry of rlhf_core.remote.breaker has no public listing yet.
-    for breaker in list(breaker_registry._SHARED.values()):
+    for breaker in breaker_registry.shared_breakers():
         current = breaker.state
         for name in BREAKER_STATES:
             state.add_metric([breaker.name, name], 1 if current == name else 0)

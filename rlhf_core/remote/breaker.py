@@ -137,6 +137,11 @@ def shared_breaker(name: str, policy: BreakerPolicy) -> CircuitBreaker:
     return _SHARED[key]
 
 
+def shared_breakers() -> list[CircuitBreaker]:
+    """Every process-wide breaker created so far (for metrics and health reports)."""
+    return list(_SHARED.values())
+
+
 def reset_shared_breakers() -> None:
     """Forget every shared breaker (all endpoints start closed again), e.g. between tests."""
     _SHARED.clear()
