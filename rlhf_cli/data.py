@@ -31,11 +31,15 @@ _out = Console(highlight=False, soft_wrap=True)
 
 
 def _file_run_id(path: Path, label: str) -> str:
-    """A run id derived from the file content, so re-ingesting the same file is idempotent."""
+    """A run id derived from the content (of every file of a folder, in name order), so
+    re-ingesting the same data is idempotent."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return f"ingest-{label}-{digest.hexdigest()[:12]}"
 
 
@@ -93,7 +97,8 @@ def _demo_program():
 def ingest_command(
     path: Annotated[
         Path,
-        typer.Argument(help="Source file (JSONL, CSV or Parquet).", exists=True, dir_okay=False),
+        typer.Argument(help="Source file (JSONL, CSV or Parquet), or a Hugging Face dataset "
+                       "folder (mapping format: huggingface).", exists=True),
     ],
     adapter: Annotated[
         str | None,
@@ -113,6 +118,10 @@ def ingest_command(
     max_failure_rate: Annotated[
         float, typer.Option("--max-failure-rate", min=0.0, max=1.0, help="Quality gate threshold.")
     ] = 0.05,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Split of a Hugging Face dataset folder "
+                                 "(data/<split>-*.parquet); default: the mapping's, else train."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Read a dataset, run the quality gate and write responses, preferences and quarantine.
@@ -128,10 +137,17 @@ def ingest_command(
 
     if (adapter is None) == (mapping is None):
         raise DataError("give exactly one of --adapter NAME or --mapping FILE")
+    if split is not None and mapping is None:
+        raise DataError("--split applies to a mapping with format: huggingface; add --mapping FILE")
     label = adapter or "generic"
-    run_id = run_id or _file_run_id(path, label)
+    run_id = run_id or _file_run_id(path, label + (f"-{split}" if split else ""))
     lake = Lake(out) if out is not None else Lake.from_env()
-    result = read_source(path, adapter=adapter, mapping=mapping, run_id=run_id)
+    source_mapping: Any = mapping
+    if split is not None:
+        from rlhf_core.ingest.adapters.mapping import load_mapping
+
+        source_mapping = load_mapping(mapping).model_copy(update={"split": split})
+    result = read_source(path, adapter=adapter, mapping=source_mapping, run_id=run_id)
     written = write_ingest(lake, run_id, result, max_failure_rate=max_failure_rate)
     gated = written.gated
     summary: dict[str, Any] = {

@@ -23,8 +23,13 @@ from rlhf_core.ingest.adapters.base import (
 )
 from rlhf_core.ingest.adapters.mapping import AttributeSpec, LabelSpec, Mapping, load_mapping
 from rlhf_core.ingest.adapters.pairs import within_prompt_pairs
-from rlhf_core.ingest.adapters.readers import iter_csv, iter_jsonl, iter_parquet
+from rlhf_core.ingest.adapters.readers import iter_csv, iter_jsonl, iter_parquet, rows_of_table
 from rlhf_core.ingest.adapters.records import RecordError, SourceRow, get_value
+from rlhf_core.ingest.adapters.sql_source import (
+    huggingface_files,
+    read_source_table,
+    run_mapping_sql,
+)
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -65,7 +70,7 @@ class _Parser:
 
     def __init__(self, mapping: Mapping) -> None:
         self.mapping = mapping
-        self.text_cells = mapping.format == "csv"
+        self.text_cells = mapping.format == "csv" and mapping.sql is None
 
     def value(self, record: AnyMapping[str, Any], column: str, kind: str, *, required: bool) -> Any:
         raw = _lookup(record, column)
@@ -145,16 +150,35 @@ class GenericAdapter:
 
     name = "generic"
 
-    def __init__(self, mapping: Mapping | str | Path) -> None:
+    def __init__(self, mapping: Mapping | str | Path, *, split: str | None = None) -> None:
         self.mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+        if split is not None:
+            self.mapping = self.mapping.model_copy(update={"split": split})
 
     def rows(self, path: str | Path) -> Iterator[SourceRow]:
-        """Stream the source rows in the mapping's format."""
+        """Stream the source rows in the mapping's format (or its ``sql`` query's result rows)."""
+        mapping = self.mapping
+        if mapping.sql is not None:
+            table = read_source_table(Path(path), mapping.format, split=mapping.split,
+                                      csv_delimiter=mapping.csv_delimiter)
+            return rows_of_table(run_mapping_sql(table, mapping.sql, mapping.path or "<mapping>"))
+        if mapping.format == "huggingface":
+            return self._huggingface_rows(Path(path))
         if self.mapping.format == "csv":
             return iter_csv(path, delimiter=self.mapping.csv_delimiter)
         if self.mapping.format == "parquet":
             return iter_parquet(path)
         return iter_jsonl(path)
+
+    def _huggingface_rows(self, folder: Path) -> Iterator[SourceRow]:
+        """Rows of every shard of the split, numbered across shards."""
+        offset = 0
+        for file in huggingface_files(folder, self.mapping.split):
+            last = 0
+            for row in iter_parquet(file):
+                last = row.line
+                yield replace(row, line=offset + row.line)
+            offset += last
 
     def ingest(self, path: str | Path, *, run_id: str) -> IngestResult:
         """Read ``path`` as the mapping says and return responses, preferences and quarantine."""

@@ -23,6 +23,16 @@ Pair datasets name both sides and the labels instead of ``response``::
       score: {column_a: metadata.score_chosen, column_b: metadata.score_rejected, dtype: float32}
 
 Columns may be dotted paths into nested JSON objects (``metadata.score_chosen``).
+
+``format: huggingface`` reads a Hugging Face dataset folder (``data/<split>-*.parquet``; ``split``
+defaults to ``train``, ``--split`` overrides it). ``sql:`` gives a DuckDB query over the view
+``source`` whose result columns are what the other keys name — for message trees, list-position
+labels, unnesting or renaming (see :mod:`rlhf_core.ingest.adapters.sql_source` for its sandbox)::
+
+    sql: |
+      SELECT p.message_id AS prompt_id, p.text AS prompt, r.text AS response
+      FROM source r JOIN source p ON r.parent_id = p.message_id
+      WHERE r.role = 'assistant'
 """
 
 from __future__ import annotations
@@ -113,7 +123,7 @@ class Mapping(_Strict):
     """A validated mapping file."""
 
     source: str
-    format: Literal["jsonl", "csv", "parquet"]
+    format: Literal["jsonl", "csv", "parquet", "huggingface"]
     prompt: str
     response: str | None = None
     group: str | None = None
@@ -121,6 +131,10 @@ class Mapping(_Strict):
     pair: PairSpec | None = None
     derive_pairs: DerivePairsSpec | None = None
     csv_delimiter: str = ","
+    sql: str | None = Field(default=None, min_length=1)
+    split: str = Field(default="train", pattern=r"^[A-Za-z0-9_.]+$")
+    path: str | None = Field(default=None, exclude=True)
+    """The file this mapping was read from (named in errors); set by :func:`load_mapping`."""
 
     @model_validator(mode="after")
     def _shape(self) -> Mapping:
@@ -165,8 +179,10 @@ def load_mapping(path: str | Path) -> Mapping:
         raise DataError(
             f"{path}: a mapping file must be a YAML mapping (source, format, prompt ...)"
         )
+    if "path" in document:
+        raise DataError(f"{path}: mapping key 'path' is not a mapping key; remove it")
     try:
-        return Mapping.model_validate(document)
+        return Mapping.model_validate({**document, "path": str(path)})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rlhf_core.errors import DataError
@@ -134,8 +135,17 @@ def iter_parquet(path: str | Path, *, batch_size: int = 65_536) -> Iterator[Sour
         parquet = pq.ParquetFile(path)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read Parquet ({exc}); check the file") from None
+    yield from _rows_of_batches(parquet.iter_batches(batch_size=batch_size))
+
+
+def rows_of_table(table: pa.Table, *, batch_size: int = 65_536) -> Iterator[SourceRow]:
+    """Yield the rows of an Arrow table (e.g. a SQL mapping's result); ``line`` is the row number."""
+    return _rows_of_batches(table.to_batches(max_chunksize=batch_size))
+
+
+def _rows_of_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SourceRow]:
     line_no = 0
-    for batch in parquet.iter_batches(batch_size=batch_size):
+    for batch in batches:
         for record in batch.to_pylist():
             line_no += 1
             raw = json.dumps(record, ensure_ascii=False, default=_json_default)
