@@ -83,7 +83,7 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
         ingest = ingest_dataset(IngestDatasetParams(
             source=params.data, adapter=params.adapter, mapping=params.mapping, run_id=params.run_id,
             lake_root=params.lake_root, max_failure_rate=params.config.quality.max_failure_rate,
-            part_rows=params.config.scoring.shard_rows))
+            part_rows=params.config.scoring.shard_rows, contract=params.contract))
         counts.update(rows_in=ingest["rows_in"], accepted=ingest["accepted"],
                       quarantined=ingest["quarantined"])
         if params.remote_scoring is not None:

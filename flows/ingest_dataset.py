@@ -20,6 +20,7 @@ class IngestDatasetParams(BaseModel):
         lake_root: Lake root.
         max_failure_rate: Stop when more than this share of rows fails the quality gates.
         part_rows: Rows per ``responses`` part file (prompts are never split).
+        contract: Contract YAML whose inputs' ``on_null`` policy the gate applies (None: none).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +32,7 @@ class IngestDatasetParams(BaseModel):
     lake_root: str = ".wizard"
     max_failure_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     part_rows: int = Field(default=250_000, ge=1)
+    contract: str | None = None
 
 
 @flow(name="ingest-dataset", log_prints=True)
@@ -38,5 +40,5 @@ def ingest_dataset(params: IngestDatasetParams) -> dict:
     """Adapter -> quality gates (quarantine) -> lake tables, rows conserved."""
     return ingest_source(
         params.source, params.adapter, params.mapping, params.run_id, params.lake_root,
-        params.max_failure_rate, params.part_rows,
+        params.max_failure_rate, params.part_rows, params.contract,
     )

@@ -20,8 +20,12 @@ def ingest_source(
     lake_root: str,
     max_failure_rate: float,
     part_rows: int,
+    contract: str | None = None,
 ) -> dict[str, Any]:
     """Read ``source``, quarantine bad rows, write the accepted tables to the lake.
+
+    With ``contract``, its inputs' null policy applies too (rows missing a contract input are
+    quarantined with ``missing_contract_input`` or filled with the declared default).
 
     Returns:
         Row counts (``rows_in`` = ``accepted`` + ``quarantined``; every stage's conservation is
@@ -31,9 +35,15 @@ def ingest_source(
         IngestGateError: The failure rate exceeds ``max_failure_rate`` (the quarantined rows are
             written to the lake first, so nothing is lost).
     """
+    nulls = []
+    if contract is not None:
+        from rlhf_core.contract import load_contract
+        from rlhf_core.ingest.nulls import null_inputs
+
+        nulls = null_inputs(load_contract(contract).program)
     result = read_source(source, run_id=run_id, adapter=adapter, mapping=mapping)
     written = write_ingest(Lake(lake_root), run_id, result, max_failure_rate=max_failure_rate,
-                           part_rows=part_rows)
+                           part_rows=part_rows, null_inputs=nulls)
     counts = written.counts()
     counts.pop("duplicates")
     return {"source": source, **counts, "response_paths": written.response_paths}

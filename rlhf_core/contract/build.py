@@ -53,6 +53,8 @@ def _input_decls(spec: ContractSpec) -> tuple[InputDecl, ...]:
             dtype=decl.dtype,
             lo=None if decl.range is None else float(decl.range[0]),
             hi=None if decl.range is None else float(decl.range[1]),
+            on_null=decl.on_null,
+            default=decl.default,
         )
         for name, decl in spec.inputs.items()
     )

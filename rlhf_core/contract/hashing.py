@@ -2,9 +2,9 @@
 
 The normalised document has every default filled, weights normalised to sum to 1 (rounded to
 12 significant digits), numbers as floats, the description's whitespace collapsed, utilities
-and clauses in the Legal-Blocks printer's canonical form, ``max_candidates`` and ``acknowledge``
-only when set (so contracts written before those keys existed keep their hash), and no
-signatures. YAML style, key order, comments and whitespace inside expressions therefore do not
+and clauses in the Legal-Blocks printer's canonical form, ``max_candidates``, ``acknowledge``
+and an input's ``on_null`` only when set (so contracts written before those keys existed keep
+their hash), and no signatures. YAML style, key order, comments and whitespace inside expressions therefore do not
 change the hash; any change of meaning does.
 
 References:
@@ -53,6 +53,18 @@ def _weight(value: float) -> float:
     return float(f"{value:.12g}")
 
 
+def _input_document(decl: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "dtype": decl.dtype,
+        "range": None if decl.lo is None else [float(decl.lo), float(decl.hi)],
+    }
+    if decl.on_null != "quarantine":  # added later: only when set, so older hashes stay
+        default = decl.default
+        out["on_null"] = decl.on_null
+        out["default"] = float(default) if decl.dtype in ("float", "int") else default
+    return out
+
+
 def normalized_document(contract: LoadedContract) -> dict[str, Any]:
     """The normalised contract as a JSON-ready dict (what the hash covers).
 
@@ -86,13 +98,7 @@ def normalized_document(contract: LoadedContract) -> dict[str, Any]:
         "version": spec.version,
         "description": " ".join(spec.description.split()),
         "supersedes": spec.supersedes,
-        "inputs": {
-            decl.name: {
-                "dtype": decl.dtype,
-                "range": None if decl.lo is None else [float(decl.lo), float(decl.hi)],
-            }
-            for decl in program.inputs
-        },
+        "inputs": {decl.name: _input_document(decl) for decl in program.inputs},
         "stakeholders": holders,
         "aggregation": {
             "rule": program.rule,

@@ -19,12 +19,15 @@ Rule = Literal["weighted_sum", "utilitarian", "nash_bargaining", "max_min", "lex
 
 @dataclass(frozen=True)
 class InputDecl:
-    """A typed input column. ``lo``/``hi`` are the declared range (None when unbounded)."""
+    """A typed input column. ``lo``/``hi`` are the declared range (None when unbounded);
+    ``on_null``/``default`` what the ingest does with a missing value (see ``InputSpec``)."""
 
     name: str
     dtype: DType
     lo: float | None = None
     hi: float | None = None
+    on_null: str = "quarantine"
+    default: bool | int | float | str | None = None
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,16 @@ class _Strict(BaseModel):
 class InputSpec(_Strict):
     """A typed input column: ``{dtype: float, range: [0, 4]}``.
 
-    ``range`` is inclusive, needs ``lo <= hi`` and applies only to numeric dtypes.
+    ``range`` is inclusive, needs ``lo <= hi`` and applies only to numeric dtypes. ``on_null``
+    says what the ingest does with a row whose value is missing: ``quarantine`` it (rule
+    ``missing_contract_input``; the default) or score it with ``default`` in its place
+    (``on_null: default`` needs ``default``, of the input's type and inside its range).
     """
 
     dtype: DType
     range: tuple[Number, Number] | None = None
+    on_null: Literal["quarantine", "default"] = "quarantine"
+    default: bool | int | float | str | None = None
 
     @field_validator("range")
     @classmethod
@@ -80,7 +85,31 @@ class InputSpec(_Strict):
     def _range_only_numeric(self) -> InputSpec:
         if self.range is not None and self.dtype in ("bool", "str"):
             raise ValueError(f"a {self.dtype} input cannot have a range; remove 'range'")
+        if self.on_null == "default":
+            if self.default is None:
+                raise ValueError("on_null: default needs 'default: <value>' (what a missing value "
+                                 "is scored as)")
+            self._check_default(self.default)
+        elif self.default is not None:
+            raise ValueError("'default' applies only with on_null: default; add it or remove "
+                             "'default'")
         return self
+
+    def _check_default(self, value: object) -> None:
+        numeric = self.dtype not in ("bool", "str")
+        if self.dtype == "bool" and not isinstance(value, bool):
+            raise ValueError(f"default {value!r} of a bool input must be true or false")
+        if self.dtype == "str" and not isinstance(value, str):
+            raise ValueError(f"default {value!r} of a str input must be a string")
+        if numeric:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"default {value!r} of a {self.dtype} input must be a number")
+            number = _finite(value, "default")
+            if self.dtype == "int" and not float(number).is_integer():
+                raise ValueError(f"default {value!r} of an int input must be a whole number")
+            if self.range is not None and not self.range[0] <= number <= self.range[1]:
+                raise ValueError(f"default {value!r} is outside the input's range "
+                                 f"[{self.range[0]}, {self.range[1]}]")
 
 
 class StakeholderSpec(_Strict):

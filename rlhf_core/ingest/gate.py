@@ -8,6 +8,7 @@ source rows, responses or pairs exceeds ``max_failure_rate``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import pyarrow as pa
 
 from rlhf_core.errors import DataQualityError
 from rlhf_core.ingest.adapters.base import IngestResult, check_conservation
+from rlhf_core.ingest.nulls import NullInput, apply_null_policy
 from rlhf_core.quality.gx import QualityGateError, check_table
 
 
@@ -46,14 +48,18 @@ class GatedIngest:
 
 
 def gate_ingest(
-    result: IngestResult, *, run_id: str, max_failure_rate: float = 0.05
+    result: IngestResult, *, run_id: str, max_failure_rate: float = 0.05,
+    null_inputs: Sequence[NullInput] = (),
 ) -> GatedIngest:
-    """Run the quality suites over an adapter's output.
+    """Run the quality suites over an adapter's output, then the contract's null policy.
 
     Args:
         result: What an adapter returned.
         run_id: The ingest run id (named in errors and stored in quarantine rows).
         max_failure_rate: Highest tolerated failing fraction per stage, in [0, 1].
+        null_inputs: The contract's inputs and their ``on_null`` (see
+            :mod:`rlhf_core.ingest.nulls`): responses missing one are quarantined or filled, and
+            pairs with a quarantined side follow them.
 
     Returns:
         The gated tables.
@@ -78,12 +84,14 @@ def gate_ingest(
             "responses", result.responses, run_id=run_id, max_failure_rate=max_failure_rate
         )
         parts.append(responses.quarantined)
+        nulls = apply_null_policy(responses.accepted, null_inputs, run_id)
+        parts.append(nulls.quarantined)
         preferences = check_table(
             "preferences",
             result.preferences,
             run_id=run_id,
             max_failure_rate=max_failure_rate,
-            response_ids=responses.accepted.column("response_id").to_pylist(),
+            response_ids=nulls.accepted.column("response_id").to_pylist(),
         )
     except QualityGateError as exc:
         parts.append(exc.result.quarantined)
@@ -98,9 +106,10 @@ def gate_ingest(
             "duplicates": result.duplicates,
         },
         "responses": responses.suite_result,
+        "contract_nulls": {"quarantined": nulls.quarantined.num_rows, "filled": nulls.filled},
         "preferences": preferences.suite_result,
         "quarantined_total": quarantine.num_rows,
     }
     return GatedIngest(
-        responses.accepted, preferences.accepted, quarantine, result.rows_read, summary
+        nulls.accepted, preferences.accepted, quarantine, result.rows_read, summary
     )

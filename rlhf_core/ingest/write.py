@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 
 from rlhf_core.ingest.adapters.base import IngestResult
 from rlhf_core.ingest.gate import GatedIngest, IngestGateError, gate_ingest
+from rlhf_core.ingest.nulls import NullInput
 from rlhf_core.lake.catalog import QUARANTINE_SCHEMA, Table
 from rlhf_core.lake.store import Lake
 from rlhf_core.quality.gx import check_table
@@ -65,7 +67,8 @@ class WrittenIngest:
             "rows_in": self.result.responses.num_rows + self.result.rows_quarantined,
             "accepted": self.gated.responses.num_rows,
             "quarantined": (self.result.rows_quarantined
-                            + self.gated.summary["responses"]["quarantined"]),
+                            + self.gated.summary["responses"]["quarantined"]
+                            + self.gated.summary["contract_nulls"]["quarantined"]),
             "preferences": self.gated.preferences.num_rows,
             "quarantined_total": quarantine.num_rows,
             "quarantine_reasons": dict(reasons),
@@ -113,7 +116,8 @@ def write_quarantine(lake: Lake, run_id: str, quarantine: pa.Table) -> str:
 
 
 def write_ingest(lake: Lake, run_id: str, result: IngestResult, *, max_failure_rate: float = 0.05,
-                 part_rows: int = DEFAULT_PART_ROWS) -> WrittenIngest:
+                 part_rows: int = DEFAULT_PART_ROWS,
+                 null_inputs: Sequence[NullInput] = ()) -> WrittenIngest:
     """Gate an adapter's output and write every table of the ingest to the lake.
 
     Args:
@@ -122,6 +126,7 @@ def write_ingest(lake: Lake, run_id: str, result: IngestResult, *, max_failure_r
         result: What an adapter (or the native reader) returned.
         max_failure_rate: Highest tolerated failing fraction per gate stage, in [0, 1].
         part_rows: Rows per ``responses`` part (>= 1).
+        null_inputs: The contract's null policy (see :func:`gate_ingest`); none: no contract.
 
     Returns:
         What was written.
@@ -133,7 +138,8 @@ def write_ingest(lake: Lake, run_id: str, result: IngestResult, *, max_failure_r
     if part_rows < 1:
         raise ValueError(f"part_rows must be at least 1, got {part_rows}")
     try:
-        gated = gate_ingest(result, run_id=run_id, max_failure_rate=max_failure_rate)
+        gated = gate_ingest(result, run_id=run_id, max_failure_rate=max_failure_rate,
+                            null_inputs=null_inputs)
     except IngestGateError as exc:
         write_quarantine(lake, run_id, exc.quarantine)
         raise
