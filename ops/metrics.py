@@ -237,7 +237,8 @@ class LakeCollector:
 
     def _score_rates(self, run_id: str) -> tuple[float | None, dict[str, float]]:
         try:
-            stats = score_stats(self.lake.part_paths(Table.SCORES, run_id))
+            stats = score_stats([self.lake.uri(p)
+                                 for p in self.lake.part_paths(Table.SCORES, run_id)])
         except LakeError as exc:
             logger.warning("metrics: no veto/violation rates for run %s (%s)", run_id, exc)
             return None, {}

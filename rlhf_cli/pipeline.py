@@ -204,7 +204,10 @@ def _print_result(result: dict, started: float, as_json: bool) -> None:
     lake = lake_root_path()
     _out.print(f"\n[bold]Run {result['run_id']}[/bold] finished in {time.perf_counter() - started:.1f} s.")
     _out.print(f"  lake:       {lake}/lake/<table>/run_id={result['run_id']}/")
-    _out.print(f"  warehouse:  {lake}/warehouse.duckdb")
+    if "://" in lake:
+        _out.print("  warehouse:  views over the remote lake, opened per query (rlhf-wizard query)")
+    else:
+        _out.print(f"  warehouse:  {lake}/warehouse.duckdb")
     if result.get("report"):
         _out.print(f"  report:     {result['report']}")
     _out.print(f"  query:      rlhf-wizard query \"SELECT * FROM scores WHERE run_id = '{result['run_id']}' LIMIT 5\"")

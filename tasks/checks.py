@@ -10,6 +10,7 @@ from prefect import task
 
 from rlhf_core.contract import load_contract
 from rlhf_core.errors import DataError
+from rlhf_core.lake.fs import resolve_paths
 from rlhf_core.lake.store import Lake
 from rlhf_core.quality.gx import check_table
 from rlhf_core.scoring.verify import compare_scores_with_sql
@@ -19,7 +20,8 @@ from tasks.policies import IO_RETRY_OPTIONS
 @task(name="check-scores-quality", **IO_RETRY_OPTIONS)
 def check_scores_quality(score_paths: list[str], run_id: str, lake_root: str) -> dict[str, Any]:
     """Run the ``scores`` suite; scores are derived data, so any failing row fails the run."""
-    table = ds.dataset(score_paths, format="parquet").to_table()
+    filesystem, paths = resolve_paths(score_paths)  # local paths, or URIs of a remote lake
+    table = ds.dataset(paths, format="parquet", filesystem=filesystem).to_table()
     result = check_table("scores", table, run_id=run_id, max_failure_rate=0.0)
     Lake(lake_root).write_file_atomic(f"artifacts/{run_id}/quality-scores.json",
                                       json.dumps(result.suite_result, default=str, indent=2).encode())

@@ -69,9 +69,10 @@ def select_reward_models(run_id: str, lake_root: str, candidates: list[dict[str,
     paths = lake.part_paths(Table.RESPONSES, run_id)
     lake.discard_staging(Table.RESPONSES, run_id)
     for index, path in enumerate(paths):
-        scored = score_responses(pq.read_table(path), models)
+        scored = score_responses(pq.read_table(path, filesystem=lake.fs), models)
         lake.write_part(Table.RESPONSES, run_id, scored, scored.schema, part=index, staged=True)
     lake.commit_partition(Table.RESPONSES, run_id, expected_parts=len(paths))
     return {"models": best,
-            "columns": [f"rm_{c}" for c in best], "response_paths": lake.part_paths(Table.RESPONSES, run_id)}
+            "columns": [f"rm_{c}" for c in best],
+            "response_paths": [lake.uri(p) for p in lake.part_paths(Table.RESPONSES, run_id)]}
 

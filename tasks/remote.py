@@ -78,4 +78,5 @@ def score_remote(
         offset += part.num_rows
     published = lake.commit_partition(RESPONSES, run_id)
     lake.write_partition(SCORE_QUARANTINE, run_id, quarantine, SCORE_QUARANTINE_SCHEMA)
-    return {**stats.as_dict(), "score_column": config.score_column, "response_paths": published}
+    return {**stats.as_dict(), "score_column": config.score_column,
+            "response_paths": [lake.uri(p) for p in published]}

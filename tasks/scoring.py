@@ -126,5 +126,7 @@ def score_shard(contract_path: str, contract_hash: str, shard: Shard, run_id: st
 
 @task(name="publish-scores", **IO_RETRY_OPTIONS)
 def publish_scores(run_id: str, shards: int, lake_root: str) -> list[str]:
-    """Make the run's ``scores`` partition visible, all parts at once."""
-    return Lake(lake_root).commit_partition(SCORES, run_id, expected_parts=shards)
+    """Make the run's ``scores`` partition visible, all parts at once; returns their paths
+    (URIs on object storage, which the check tasks open on any host)."""
+    lake = Lake(lake_root)
+    return [lake.uri(p) for p in lake.commit_partition(SCORES, run_id, expected_parts=shards)]

@@ -94,15 +94,27 @@ def read_source(source: str | Path, *, run_id: str, adapter: str | None = None,
 
 
 def prompt_aligned_parts(table: pa.Table, rows: int) -> list[pa.Table]:
-    """Split a prompt-sorted table into parts of about ``rows`` rows without cutting a prompt."""
-    if table.num_rows <= rows:
+    """Split a prompt-sorted table into parts of about ``rows`` rows without cutting a prompt.
+
+    A part ends at the first prompt boundary at or after ``rows`` rows, so it holds at least one
+    row and there are at most ``table.num_rows`` parts.
+
+    Raises:
+        ValueError: ``rows < 1`` (no part could ever end).
+    """
+    if rows < 1:
+        raise ValueError(f"part_rows must be at least 1, got {rows}")
+    n = table.num_rows
+    if n <= rows:
         return [table]
     ids = table.column("prompt_id")
+    changed = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    boundaries = np.append(np.flatnonzero(changed) + 1, n)  # where each prompt after the first starts
     parts, start = [], 0
-    while start < table.num_rows:
-        stop = min(start + rows, table.num_rows)
-        while stop < table.num_rows and ids[stop] == ids[stop - 1]:
-            stop += 1
+    for _ in range(n):
+        if start >= n:
+            break
+        stop = int(boundaries[np.searchsorted(boundaries, min(start + rows, n))])
         parts.append(table.slice(start, stop - start))
         start = stop
     return parts
@@ -150,7 +162,9 @@ def write_ingest(lake: Lake, run_id: str, result: IngestResult, *, max_failure_r
     parts = prompt_aligned_parts(accepted, part_rows)
     for index, part in enumerate(parts):
         lake.write_part(Table.RESPONSES, run_id, part, accepted.schema, part=index, staged=True)
-    response_paths = lake.commit_partition(Table.RESPONSES, run_id, expected_parts=len(parts))
+    # URIs on object storage: the next tasks open them on other hosts, without this lake object.
+    response_paths = [lake.uri(p) for p in
+                      lake.commit_partition(Table.RESPONSES, run_id, expected_parts=len(parts))]
     paths = {
         "responses": lake.partition_path(Table.RESPONSES, run_id),
         "preferences": lake.write_partition(Table.PREFERENCES, run_id, gated.preferences,

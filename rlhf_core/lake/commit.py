@@ -1,20 +1,48 @@
-"""Publish or remove a whole partition directory so readers never see a mix of versions.
+"""Publish or remove a whole partition so readers never see a mix of versions.
 
-On filesystems that rename directories (local, HDFS, GCS through its connector) a staged
-directory is swapped in with two renames: readers see the old partition, then briefly none, then
-the new one. Object stores such as S3 cannot rename directories; there each part file still
-appears whole, but readers may briefly see old and new parts side by side.
+Two protocols, chosen by the filesystem:
+
+* **Directory rename** (the local filesystem): a staged directory is swapped in with two
+  renames; readers see the old partition, then briefly none, then the new one.
+* **Commit marker** (object stores such as S3, which cannot rename a directory): a partition is
+  visible only while its marker object ``_committed.json`` exists. A commit deletes the marker
+  (the old version disappears at once), removes the parts the new version lacks, copies the staged
+  parts in (server-side copies, each object whole), writes the marker with one PUT (atomic) and
+  only then deletes the staging directory. A writer killed at any step leaves either the old
+  version, or an unmarked (invisible) partition beside a complete staging directory, which the
+  next commit of the same run id repairs. Readers list the partition and trust the marker.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pyarrow.fs as pafs
 
+from rlhf_core.lake.fs import TEMP_PREFIX, is_local, write_bytes_atomic
 from rlhf_core.lake.names import PART_RE
 
-__all__ = ["remove_directory", "swap_in_directory"]
+COMMIT_MARKER = "_committed.json"
+MARKER_FORMAT = "rlhf-wizard/partition-commit/v1"
+_COPY_THREADS = 16
+
+__all__ = [
+    "COMMIT_MARKER", "has_marker", "mark_committed", "publish_with_marker", "remove_directory",
+    "swap_in_directory", "unpublish", "uses_commit_markers",
+]
+
+
+def uses_commit_markers(filesystem: pafs.FileSystem) -> bool:
+    """Whether partitions on ``filesystem`` are published with a commit marker (not local disks)."""
+    return not is_local(filesystem)
+
+
+def has_marker(entries: list[pafs.FileInfo]) -> bool:
+    """Whether a partition's directory listing holds its commit marker."""
+    return any(i.base_name == COMMIT_MARKER and i.type == pafs.FileType.File for i in entries)
 
 
 def _exists(filesystem: pafs.FileSystem, path: str) -> bool:
@@ -22,7 +50,7 @@ def _exists(filesystem: pafs.FileSystem, path: str) -> bool:
 
 
 def swap_in_directory(filesystem: pafs.FileSystem, staging: str, final: str, trash: str) -> None:
-    """Replace directory ``final`` by ``staging``.
+    """Replace directory ``final`` by ``staging`` (filesystems that rename directories).
 
     Args:
         filesystem: The pyarrow filesystem.
@@ -57,6 +85,51 @@ def remove_directory(filesystem: pafs.FileSystem, path: str, trash: str) -> None
     """Remove ``path`` so it disappears at once for readers (rename to ``trash``, then delete)."""
     try:
         filesystem.move(path, trash)
-    except NotImplementedError:  # object stores cannot rename directories
+    except NotImplementedError:  # a filesystem that cannot rename directories
         trash = path
     filesystem.delete_dir(trash)
+
+
+def _delete_if_present(filesystem: pafs.FileSystem, path: str) -> None:
+    if filesystem.get_file_info(path).type == pafs.FileType.File:
+        filesystem.delete_file(path)
+
+
+def mark_committed(filesystem: pafs.FileSystem, final: str) -> None:
+    """Write the commit marker of partition directory ``final`` (one atomic object)."""
+    body = {"format": MARKER_FORMAT, "committed_at": datetime.now(UTC).isoformat()}
+    write_bytes_atomic(filesystem, posixpath.join(final, COMMIT_MARKER),
+                       json.dumps(body, sort_keys=True).encode("utf-8") + b"\n")
+
+
+def publish_with_marker(filesystem: pafs.FileSystem, staging: str, final: str,
+                        names: list[str]) -> None:
+    """Publish the staged parts ``names`` as partition ``final`` (commit-marker protocol).
+
+    Args:
+        filesystem: The pyarrow filesystem (an object store).
+        staging: Directory holding every part in ``names`` (deleted once the marker is written).
+        final: The partition directory readers see.
+        names: Part file names to publish; any other part in ``final`` is removed.
+    """
+    marker = posixpath.join(final, COMMIT_MARKER)
+    _delete_if_present(filesystem, marker)
+    wanted = set(names)
+    for info in filesystem.get_file_info(pafs.FileSelector(final, allow_not_found=True)):
+        stale_part = PART_RE.match(info.base_name) and info.base_name not in wanted
+        if info.type == pafs.FileType.File and (stale_part or info.base_name.startswith(TEMP_PREFIX)):
+            filesystem.delete_file(info.path)
+    filesystem.create_dir(final, recursive=True)
+    # Server-side copies, not moves: until the marker exists the staging directory stays whole,
+    # so a commit killed here is simply redone by the next one.
+    with ThreadPoolExecutor(max_workers=min(_COPY_THREADS, max(1, len(names)))) as pool:
+        list(pool.map(lambda name: filesystem.copy_file(posixpath.join(staging, name),
+                                                        posixpath.join(final, name)), names))
+    mark_committed(filesystem, final)
+    filesystem.delete_dir(staging)
+
+
+def unpublish(filesystem: pafs.FileSystem, final: str) -> None:
+    """Remove partition ``final`` (commit-marker protocol): the marker first, so it vanishes at once."""
+    _delete_if_present(filesystem, posixpath.join(final, COMMIT_MARKER))
+    filesystem.delete_dir(final)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import pyarrow.fs as pafs
 
@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write",
     "is_local",
     "remove_stale_temps",
+    "resolve_paths",
     "resolve_root",
     "temp_path_for",
     "write_bytes_atomic",
@@ -53,6 +54,33 @@ def resolve_root(root: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
         raise LakeError(f"cannot open lake root {text!r}: {exc}; use a local path or a "
                         "pyarrow filesystem URI such as file:///data/lake or s3://bucket/lake") from exc
     return filesystem, path.rstrip("/") or "/"
+
+
+def resolve_paths(paths: Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
+    """One filesystem and its paths for files named by local paths or URIs.
+
+    Paths that cross a task boundary are local paths, or URIs for a lake on object storage (see
+    :meth:`rlhf_core.lake.store.Lake.uri`), so a worker on any host can open them without the
+    lake object.
+
+    Args:
+        paths: Local paths or URIs such as ``s3://bucket/lake/t/run_id=r/part-00000.parquet?region=…``.
+
+    Returns:
+        ``(filesystem, paths on it)``; the local filesystem for an empty list.
+
+    Raises:
+        LakeError: If the paths are on different filesystems, or a URI cannot be opened.
+    """
+    resolved = [resolve_root(path) for path in paths]
+    if not resolved:
+        return pafs.LocalFileSystem(), []
+    filesystem = resolved[0][0]
+    for (other, _), path in zip(resolved, paths, strict=True):
+        if not other.equals(filesystem):
+            raise LakeError(f"{path} is on another filesystem than {paths[0]}; pass files of one "
+                            "lake (or one local directory) at a time")
+    return filesystem, [path for _, path in resolved]
 
 
 def is_local(filesystem: pafs.FileSystem) -> bool:
@@ -94,7 +122,8 @@ def atomic_write(
     directory = posixpath.dirname(path)
     tmp = temp_path_for(path)
     try:
-        filesystem.create_dir(directory, recursive=True)
+        if filesystem.type_name != "s3":  # S3 has no directories to create, only key prefixes
+            filesystem.create_dir(directory, recursive=True)
         write(tmp)
         if is_local(filesystem):
             _fsync_path(tmp)

@@ -9,7 +9,8 @@ URI)::
 
 Visibility rule: readers (pyarrow datasets here, DuckDB views in :mod:`rlhf_core.lake.warehouse`)
 only ever see complete files, because every part is written under a hidden temp name and renamed
-into place. Two ways to write:
+into place. On an object store (``s3://``) a partition is visible only while its commit marker
+``run_id=<id>/_committed.json`` exists (:mod:`rlhf_core.lake.commit`). Two ways to write:
 
 * :meth:`Lake.write_part` publishes one shard file directly (each Dask task writes its own
   ``part-<n>``); re-writing the same ``(table, run_id, part)`` replaces it.
@@ -27,6 +28,8 @@ import os
 import posixpath
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -34,8 +37,22 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from rlhf_core.errors import LakeError
-from rlhf_core.lake.commit import remove_directory, swap_in_directory
-from rlhf_core.lake.fs import atomic_write, remove_stale_temps, resolve_root, write_bytes_atomic
+from rlhf_core.lake.commit import (
+    has_marker,
+    mark_committed,
+    publish_with_marker,
+    remove_directory,
+    swap_in_directory,
+    unpublish,
+    uses_commit_markers,
+)
+from rlhf_core.lake.fs import (
+    atomic_write,
+    is_local,
+    remove_stale_temps,
+    resolve_root,
+    write_bytes_atomic,
+)
 from rlhf_core.lake.names import (
     COMPRESSION,
     DEFAULT_HOME,
@@ -75,6 +92,7 @@ class Lake:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = os.fspath(root) if root is not None else os.environ.get(ENV_HOME, DEFAULT_HOME)
         self.fs, self.base = resolve_root(self.root)
+        self._marked = uses_commit_markers(self.fs)
 
     @classmethod
     def from_env(cls) -> Lake:
@@ -92,6 +110,20 @@ class Lake:
             if part.startswith("/") or ".." in part.split("/"):
                 raise LakeError(f"path {part!r} escapes the lake root {self.root}; use a relative path")
         return posixpath.join(self.base, *parts)
+
+    def uri(self, path: str) -> str:
+        """A path on :attr:`fs` as a name any process can open without this object.
+
+        The path itself on a local lake; on an object store the root's URI scheme and query
+        (endpoint, region; never credentials, which come from the environment), e.g.
+        ``s3://bucket/wizard/lake/scores/run_id=r1/part-00000.parquet?region=eu-west-1``.
+        Tasks hand these to the next task; :func:`rlhf_core.lake.fs.resolve_paths` opens them.
+        """
+        if is_local(self.fs):
+            return path
+        parts = urlsplit(self.root)
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{parts.scheme}://{path}{query}"
 
     def table_path(self, table: str) -> str:
         """Directory of ``table``: ``<root>/lake/<table>``."""
@@ -148,7 +180,7 @@ class Lake:
         conformed = self._prepare(table, run_id, data, schema, metadata)
         directory = self.staging_path(table, run_id) if staged else self.partition_path(table, run_id)
         target = posixpath.join(directory, part_name(part))
-        return atomic_write(
+        atomic_write(
             self.fs,
             target,
             lambda tmp: pq.write_table(
@@ -156,6 +188,15 @@ class Lake:
                 use_dictionary=True if dictionary_columns is None else list(dictionary_columns),
             ),
         )
+        return self._published_directly(target, directory, staged)
+
+    def _published_directly(self, target: str, directory: str, staged: bool) -> str:
+        """A part written straight into its partition is visible at once, as on a local disk: on
+        an object store that needs the partition's commit marker. Concurrent direct writers of one
+        partition on an object store must stage their parts and commit instead."""
+        if self._marked and not staged and not has_marker(self._list(directory)):
+            mark_committed(self.fs, directory)
+        return target
 
     def write_batches(
         self,
@@ -180,7 +221,8 @@ class Lake:
                 for chunk in batches:
                     out.write_table(conform(chunk, schema, where=f"{table} run {run_id}"))
 
-        return atomic_write(self.fs, posixpath.join(directory, part_name(part)), _write)
+        target = atomic_write(self.fs, posixpath.join(directory, part_name(part)), _write)
+        return self._published_directly(target, directory, staged)
 
     def write_partition(
         self,
@@ -235,7 +277,10 @@ class Lake:
             raise LakeError(f"nothing staged for table {table!r} run {run_id} at {staging}; "
                             "write parts with staged=True before committing")
         final = self.partition_path(table, run_id)
-        swap_in_directory(self.fs, staging, final, self._trash_path(table))
+        if self._marked:
+            publish_with_marker(self.fs, staging, final, sorted(staged))
+        else:
+            swap_in_directory(self.fs, staging, final, self._trash_path(table))
         return [posixpath.join(final, name) for name in sorted(staged)]
 
     def _trash_path(self, table: str) -> str:
@@ -248,8 +293,13 @@ class Lake:
             self.fs.delete_dir(staging)
 
     def delete_partition(self, table: str, run_id: str) -> bool:
-        """Remove run ``run_id``'s partition of ``table``; returns whether it existed."""
+        """Remove run ``run_id``'s partition of ``table``; returns whether it was visible."""
         final = self.partition_path(table, run_id)
+        if self._marked:
+            visible = bool(self.part_paths(table, run_id))
+            if self._exists(final):
+                unpublish(self.fs, final)
+            return visible
         if not self._exists(final):
             return False
         remove_directory(self.fs, final, self._trash_path(table))
@@ -268,13 +318,21 @@ class Lake:
         return write_bytes_atomic(self.fs, self.path(relpath), data)
 
     def remove_stale_temps(self, table: str | None = None) -> list[str]:
-        """Delete temp files and trash left by killed writers (only while no writer is active)."""
+        """Delete temp files and trash left by killed writers (only while no writer is active).
+
+        On an object store this also removes unmarked partitions (a commit killed before its
+        marker was written; never visible to readers).
+        """
         base = self.table_path(table) if table else self.path("lake")
         removed = remove_stale_temps(self.fs, base)
         tables = [table] if table else self.list_tables()
         for name in tables:
             for info in self._list(self.table_path(name)):
                 if info.base_name.startswith(TRASH_PREFIX):  # left by a commit killed mid-swap
+                    self.fs.delete_dir(info.path)
+                    removed.append(info.path)
+                elif (self._marked and info.type == pafs.FileType.Directory
+                      and self._run_of(info.base_name) and not has_marker(self._list(info.path))):
                     self.fs.delete_dir(info.path)
                     removed.append(info.path)
         return removed
@@ -297,51 +355,70 @@ class Lake:
         )
 
     def part_paths(self, table: str, run_id: str) -> list[str]:
-        """Visible part files of one partition, in part order."""
-        return sorted(
-            i.path for i in self._list(self.partition_path(table, run_id))
-            if i.type == pafs.FileType.File and PART_RE.match(i.base_name)
-        )
+        """Visible part files of one partition, in part order (none while it is unmarked on an
+        object store)."""
+        entries = self._list(self.partition_path(table, run_id))
+        if self._marked and not has_marker(entries):
+            return []
+        return sorted(i.path for i in entries
+                      if i.type == pafs.FileType.File and PART_RE.match(i.base_name))
+
+    @staticmethod
+    def _run_of(directory_name: str) -> str | None:
+        """The run id of a partition directory name ``run_id=<id>``, else None."""
+        prefix = f"{PARTITION_KEY}="
+        run_id = directory_name[len(prefix):]
+        return run_id if directory_name.startswith(prefix) and RUN_ID_RE.match(run_id) else None
+
+    def _partition_runs(self, table: str) -> Iterable[str]:
+        """Run ids with a partition directory in ``table`` (visible or not), in listing order."""
+        for info in self._list(self.table_path(table)):
+            if info.type == pafs.FileType.Directory and (run_id := self._run_of(info.base_name)):
+                yield run_id
 
     def list_runs(self, table: str) -> list[str]:
         """Run ids that have at least one visible part in ``table`` (sorted)."""
-        prefix = f"{PARTITION_KEY}="
-        runs = []
-        for info in self._list(self.table_path(table)):
-            if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix):
-                run_id = info.base_name[len(prefix):]
-                if RUN_ID_RE.match(run_id) and self.part_paths(table, run_id):
-                    runs.append(run_id)
-        return sorted(runs)
+        return list(self.visible_parts(table))
 
     def has_data(self, table: str) -> bool:
         """Whether ``table`` has at least one visible part (stops at the first one found)."""
-        prefix = f"{PARTITION_KEY}="
-        return any(
-            info.type == pafs.FileType.Directory and info.base_name.startswith(prefix)
-            and RUN_ID_RE.match(info.base_name[len(prefix):])
-            and self.part_paths(table, info.base_name[len(prefix):])
-            for info in self._list(self.table_path(table))
-        )
+        return any(self.part_paths(table, r) for r in self._partition_runs(table))
 
-    def dataset(self, table: str, schema: pa.Schema | None = None) -> ds.Dataset:
+    def visible_parts(self, table: str) -> dict[str, list[str]]:
+        """Visible part files of ``table`` by run id (runs sorted, parts in part order)."""
+        runs = {r: self.part_paths(table, r) for r in sorted(self._partition_runs(table))}
+        return {r: parts for r, parts in runs.items() if parts}
+
+    def dataset(self, table: str, schema: pa.Schema | None = None, *, unify: bool = False) -> ds.Dataset:
         """A pyarrow dataset over ``table`` with ``run_id`` (string) from the hive partitioning.
 
-        Hidden files and directories (temp files, staging, trash) are ignored.
+        Hidden files and directories (temp files, staging, trash) are ignored, and on an object
+        store so are partitions without a commit marker.
 
         Args:
             table: Lake table name.
             schema: Optional explicit file schema (``run_id`` is appended); inferred otherwise.
+            unify: Without ``schema``, unify the schemas of every run (one footer read per run;
+                runs of one table may differ, e.g. ``scores`` of different contracts) instead of
+                taking the first file's.
 
         Raises:
-            LakeError: If the table does not exist or has no visible data.
+            LakeError: If the table does not exist or has no visible data, or ``unify`` meets
+                runs whose column types conflict.
         """
         path = self.table_path(table)
-        if not self.has_data(table):
+        parts = self.visible_parts(table) if self._marked or unify else None
+        if not (parts if parts is not None else self.has_data(table)):
             raise LakeError(f"lake table {table!r} has no data under {path}; run the flow that "
                             f"writes it first (tables present: {', '.join(self.list_tables()) or 'none'})")
+        if schema is None and unify and parts:
+            schema = unified_schema(self.fs, [run_parts[0] for run_parts in parts.values()], table)
         if schema is not None and PARTITION_KEY not in schema.names:
             schema = schema.append(pa.field(PARTITION_KEY, pa.string()))
+        if self._marked and parts:  # only marked partitions: name their parts, don't discover
+            return ds.dataset([p for run_parts in parts.values() for p in run_parts], schema=schema,
+                              format="parquet", filesystem=self.fs, partitioning=_HIVE,
+                              partition_base_dir=path)
         return ds.dataset(path, schema=schema, format="parquet", filesystem=self.fs,
                           partitioning=_HIVE, ignore_prefixes=[".", "_"])
 
@@ -387,7 +464,23 @@ class Lake:
     def read_metadata(self, table: str, run_id: str, part: int = 0) -> dict[str, str]:
         """Parquet key-value metadata of one part file (decoded; excludes pyarrow's own schema)."""
         path = posixpath.join(self.partition_path(table, run_id), part_name(part))
-        if not self._exists(path, pafs.FileType.File):
+        if path not in self.part_paths(table, run_id):
             raise LakeError(f"no part {part} in lake table {table!r} run {run_id} ({path})")
         raw = pq.read_schema(path, filesystem=self.fs).metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items() if k != b"ARROW:schema"}
+
+
+def unified_schema(filesystem: pafs.FileSystem, paths: Sequence[str], table: str) -> pa.Schema:
+    """One schema covering the Parquet files ``paths`` (columns of all; types promoted).
+
+    Raises:
+        LakeError: If two files give one column conflicting types.
+    """
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths)))) as pool:
+        schemas = list(pool.map(lambda p: pq.read_schema(p, filesystem=filesystem).remove_metadata(),
+                                paths))
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise LakeError(f"runs of lake table {table!r} have conflicting column types ({exc}); "
+                        "query the runs separately or rewrite the odd one out") from exc

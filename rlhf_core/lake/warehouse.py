@@ -7,10 +7,18 @@ runs of an existing table are visible without touching the database; only a new 
 and trash files are never read. Workers never open the shared ``.duckdb``: flows call
 :meth:`Warehouse.refresh_views` once at the end, and :meth:`Warehouse.query` runs user SQL on a
 read-only connection with bound ``?`` parameters.
+
+On a lake on object storage (``s3://``) there is no ``warehouse.duckdb`` (a database file cannot
+live on S3, and one per host would go stale): each query opens an in-memory DuckDB in which every
+table the statement names is a pyarrow dataset over its committed parts (schemas unified across
+runs, as ``union_by_name`` does), read through the lake's own pyarrow filesystem and credentials,
+so DuckDB needs no ``httpfs`` extension (none to download); ``audit`` is the audit log object read
+with ``read_json``. Same SQL, same views, same types.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import time
@@ -71,6 +79,9 @@ class Warehouse:
         for table in self.lake.list_tables():
             if table == AUDIT_VIEW or not self.lake.has_data(table):
                 continue
+            if self.path is None:
+                sources[table] = f"pyarrow dataset over {self.lake.uri(self.lake.table_path(table))}"
+                continue
             glob = self._location("lake", check_table_name(table), f"{PARTITION_KEY}=*", "part-*.parquet")
             sources[table] = (
                 f"SELECT * FROM read_parquet({_literal(glob)}, hive_partitioning = true, "
@@ -83,8 +94,10 @@ class Warehouse:
 
     def _audit_source(self) -> str | None:
         log = self.lake.path(*AUDIT_LOG_PARTS)
-        if not is_local(self.lake.fs) or not self.lake.fs.get_file_info(log).size:
+        if not self.lake.fs.get_file_info(log).size:
             return None
+        if self.path is None:
+            return f"read_json over {self.lake.uri(log)}"
         columns = ", ".join(f"'{name}': '{kind}'" for name, kind in AUDIT_COLUMNS.items())
         return (f"SELECT * FROM read_json({_literal(log)}, format = 'newline_delimited', "
                 f"columns = {{{columns}}}) ORDER BY seq")
@@ -92,15 +105,41 @@ class Warehouse:
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection to the warehouse (retried while another process holds it)."""
-        if self.path is None:
-            con = duckdb.connect(":memory:")
-            self._create_views(con, self.view_sources(), existing=set())
-        else:
-            con = self._open(read_only)
+        con = self._remote_connection() if self.path is None else self._open(read_only)
         try:
             yield con
         finally:
             con.close()
+
+    def _remote_connection(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
+        """In-memory views over a remote lake: the tables ``sql`` names (every table when None).
+
+        Only the named tables are listed and opened, so a query costs requests for its own
+        tables, not for the whole lake.
+        """
+        names = [*self.lake.list_tables(), AUDIT_VIEW]
+        if sql is not None:
+            names = [n for n in names if re.search(rf"\b{n}\b", sql, flags=re.IGNORECASE)]
+        con = duckdb.connect(":memory:")
+        try:
+            for name in names:
+                if name == AUDIT_VIEW:
+                    self._register_audit(con)
+                elif self.lake.has_data(name):
+                    con.register(name, self.lake.dataset(name, unify=True))
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _register_audit(self, con: duckdb.DuckDBPyConnection) -> None:
+        log = self.lake.path(*AUDIT_LOG_PARTS)
+        if self.lake.fs.get_file_info(log).type != pafs.FileType.File:
+            return
+        with self.lake.fs.open_input_stream(log) as stream:
+            data = stream.read()
+        con.read_json(io.BytesIO(data), format="newline_delimited",
+                      columns=dict(AUDIT_COLUMNS)).order("seq").create_view(AUDIT_VIEW)
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         path = str(self.path)
@@ -184,8 +223,11 @@ class Warehouse:
             LakeError: If the statement fails (the message names the available views).
         """
         if self.path is None:
-            with self.connect() as con:
+            con = self._remote_connection(sql)
+            try:
                 return self._run(con, sql, params, limit)
+            finally:
+                con.close()
         sources = self.view_sources()
         exists = self.lake.fs.get_file_info(self.path).type != pafs.FileType.NotFound
         con = self._open(read_only=True) if exists else None

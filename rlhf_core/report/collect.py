@@ -153,7 +153,7 @@ def collect_run(lake: Lake, run_id: str) -> RunReportData:
     audit = run_audit(lake, run_id)
     stats, hists, bias, declared = None, {}, None, None
     if score_parts:
-        stats = score_stats(score_parts)
+        stats = score_stats([lake.uri(p) for p in score_parts])  # URIs open on object storage
         scores = lake.read_table(Table.SCORES, run_id=run_id)
         utils = [c for c in scores.column_names if c.startswith(UTILITY_PREFIX)]
         hists = histograms(scores, ["reward", *utils])

@@ -83,8 +83,10 @@ def list_pieces(
 
 
 def file_digest(path: str, filesystem: pafs.FileSystem | None = None) -> str:
-    """BLAKE2b-128 of a file's bytes (read in 8 MiB blocks)."""
+    """BLAKE2b-128 of a file's bytes (read in 8 MiB blocks); ``path`` may be a lake URI."""
     fs = filesystem or pafs.LocalFileSystem()
+    if filesystem is None and "://" in path:
+        fs, path = pafs.FileSystem.from_uri(path)
     h = hashlib.blake2b(digest_size=16)
     with fs.open_input_stream(path) as stream:
         while block := stream.read(8 << 20):

@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from rlhf_core.errors import LakeError
+from rlhf_core.lake.scan import parquet_relation
 
 UTILITY_PREFIX = "u_"
 VIOLATION_PREFIX = "v_"
@@ -22,7 +23,7 @@ def score_stats(paths: Sequence[str]) -> dict[str, Any]:
     """Reward distribution, utility stats per stakeholder, violation and veto rates per clause.
 
     Args:
-        paths: Parquet part files of one ``scores`` partition.
+        paths: Parquet part files of one ``scores`` partition (local paths or lake URIs).
 
     Returns:
         ``{"rows", "reward": {mean, std, min, max, p05..p95}, "veto_rate", "mean_penalty",
@@ -36,7 +37,7 @@ def score_stats(paths: Sequence[str]) -> dict[str, Any]:
         raise LakeError("no scores files to summarise; did the scoring stage write any shard?")
     con = duckdb.connect()
     try:
-        rel = con.read_parquet(list(paths))
+        rel = parquet_relation(con, paths)
         rel.create_view("run_scores")
         columns = rel.columns
         utilities = [c for c in columns if c.startswith(UTILITY_PREFIX)]

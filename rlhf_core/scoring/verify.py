@@ -17,6 +17,7 @@ import duckdb
 from rlhf_core.contract.legal_blocks.compile_sql import compile_sql, quote_ident
 from rlhf_core.contract.program import ContractProgram
 from rlhf_core.errors import DataError
+from rlhf_core.lake.scan import parquet_relation
 
 
 def compare_scores_with_sql(
@@ -40,8 +41,8 @@ def compare_scores_with_sql(
     sql_program = compile_sql(program)
     con = duckdb.connect()
     try:
-        con.read_parquet(list(response_paths)).create_view("responses")
-        con.read_parquet(list(score_paths)).create_view("jax_scores")
+        parquet_relation(con, response_paths).create_view("responses")
+        parquet_relation(con, score_paths).create_view("jax_scores")
         con.execute(f"CREATE TEMP TABLE sql_scores AS {sql_program.select('responses', ['response_id'])}")
         lake_columns = set(con.sql("SELECT * FROM jax_scores LIMIT 0").columns)
         columns = [c for c in sql_program.output_names if c in lake_columns]

@@ -8,34 +8,36 @@ Each line is the RFC 8785 canonical JSON of one entry::
 ``hash`` and ``signature``); ``prev_hash`` is the previous entry's ``hash`` (64 zeros for the
 first entry); ``signature`` is the operator's Ed25519 signature of the body bytes (base64).
 After every append a signed checkpoint (last seq + hash) is rewritten atomically beside the log,
-so cutting entries off the tail is detectable. Appends hold an exclusive ``flock`` and write the
-whole line with one ``O_APPEND`` write followed by ``fsync``, so concurrent processes never
-interleave. :func:`rlhf_core.security.audit_verify.verify_audit` checks all of it.
+so cutting entries off the tail is detectable. Appends go through
+:class:`rlhf_core.lake.append_log.AppendLog`: on a local root they hold an exclusive ``flock``
+and write the whole line with one ``O_APPEND`` write followed by ``fsync``; on an S3 root the log
+object is replaced by compare-and-swap (``If-Match`` on its ETag), so appenders on any number of
+hosts never lose or interleave an entry. On S3 the signing key must come from
+``RLHF_WIZARD_OPERATOR_KEY`` (a file on the appending host), never from the shared bucket.
+:func:`rlhf_core.security.audit_verify.verify_audit` checks all of it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
 import os
+import posixpath
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
 import rfc8785
 
-from rlhf_core.errors import AuditError, LakeError
+from rlhf_core.errors import AuditError, KeyFileError
+from rlhf_core.lake.append_log import AppendLog
 from rlhf_core.lake.catalog import AUDIT_COLUMNS, AUDIT_LOG_PARTS
-from rlhf_core.lake.fs import is_local, write_bytes_atomic
 from rlhf_core.lake.store import Lake
-from rlhf_core.security.operator_key import OperatorKey, load_operator_key
+from rlhf_core.security.operator_key import OPERATOR_KEY_ENV, OperatorKey, load_operator_key
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_TYPE = "rlhf-wizard/audit-checkpoint/v1"
@@ -47,7 +49,7 @@ KNOWN_KINDS = (
 )
 BODY_FIELDS = ("seq", "timestamp", "kind", "actor", "subject", "details", "prev_hash", "key_id")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_TAIL_CHUNK = 65536
+CHECKPOINT_PARTS = ("audit", "audit.checkpoint.json")
 
 __all__ = [
     "AUDIT_COLUMNS", "GENESIS_HASH", "KNOWN_KINDS", "AuditEntry", "AuditLog", "append_audit", "audit_dir",
@@ -67,7 +69,7 @@ def audit_log_path(lake: Lake) -> str:
 
 def checkpoint_path(lake: Lake) -> str:
     """``<root>/audit/audit.checkpoint.json``: the signed (seq, hash) of the last entry."""
-    return lake.path("audit", "audit.checkpoint.json")
+    return lake.path(*CHECKPOINT_PARTS)
 
 
 def canonical_bytes(value: Mapping[str, Any]) -> bytes:
@@ -134,62 +136,50 @@ def _sealed(entry: AuditEntry, key: OperatorKey) -> AuditEntry:
                          "signature": key.sign(body)})
 
 
-def _last_line(path: Path) -> tuple[bytes | None, int]:
-    """The last complete line of ``path`` (without newline) and the file size."""
-    with open(path, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size == 0:
-            return None, 0
-        handle.seek(size - 1)
-        if handle.read(1) != b"\n":
-            raise AuditError(f"{path}: the last line is incomplete (a write was cut short or "
-                             "the file was edited); run `rlhf-wizard audit verify` before appending")
-        end, buffer = size - 1, b""
-        while end > 0:
-            start = max(0, end - _TAIL_CHUNK)
-            handle.seek(start)
-            buffer = handle.read(end - start) + buffer
-            newline = buffer.rfind(b"\n")
-            if newline >= 0:
-                return buffer[newline + 1:], size
-            end = start
-        return buffer, size
-
-
 class AuditLog:
     """The lake's audit log.
 
     Args:
-        lake: The lake (or its root) whose ``audit/`` directory holds the log (local only, since
-            appends need ``flock``, ``O_APPEND`` and ``fsync``).
+        lake: The lake (or its root) whose ``audit/`` directory holds the log: a local directory
+            or an ``s3://`` root.
+
+    Attributes:
+        path: The log: a :class:`~pathlib.Path` on a local root, its URI on S3.
+        checkpoint: The signed checkpoint, likewise.
+
+    Raises:
+        LakeError: If the root is on an object store other than S3.
     """
 
     def __init__(self, lake: Lake | str | os.PathLike[str] | None = None) -> None:
         self.lake = lake if isinstance(lake, Lake) else Lake(lake)
-        if not is_local(self.lake.fs):
-            raise LakeError(f"the audit log needs a local lake root, got {self.lake.root}; set "
-                            "RLHF_WIZARD_HOME to a local directory for audit logging")
-        self.path = Path(audit_log_path(self.lake))
-        self.checkpoint = Path(checkpoint_path(self.lake))
-        self._lock_path = self.path.with_name("audit.lock")
+        self.log = AppendLog(self.lake, AUDIT_LOG_PARTS, CHECKPOINT_PARTS)
+        if self.log.local:
+            self.path: Path | str = Path(audit_log_path(self.lake))
+            self.checkpoint: Path | str = Path(checkpoint_path(self.lake))
+        else:
+            self.path = self.lake.uri(audit_log_path(self.lake))
+            self.checkpoint = self.lake.uri(checkpoint_path(self.lake))
         self._key: OperatorKey | None = None
 
     def _operator_key(self) -> OperatorKey:
         # Loaded once per AuditLog: decrypting an encrypted PKCS#8 key runs a slow KDF.
         if self._key is None:
+            if not self.log.local and not os.environ.get(OPERATOR_KEY_ENV):
+                raise KeyFileError(
+                    f"the audit log of {self.lake.root} is on shared object storage: set "
+                    f"{OPERATOR_KEY_ENV} to the operator's encrypted key file on this host (and "
+                    "RLHF_WIZARD_KEY_PASSPHRASE); create one with `rlhf-wizard contract keygen`")
             self._key = load_operator_key(self.lake)
         return self._key
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def read_bytes(self) -> bytes:
+        """The whole log as stored (empty if nothing was appended yet)."""
+        return self.log.read()
+
+    def read_checkpoint(self) -> bytes | None:
+        """The signed checkpoint as stored, or None if there is none."""
+        return self.log.read_sidecar()
 
     def append(
         self,
@@ -221,23 +211,28 @@ class AuditLog:
             plain_details = json.loads(json.dumps(dict(details or {}), allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit details for {kind} {subject}: not JSON-serialisable ({exc})") from exc
-        with self._locked():
-            key = self._operator_key()
-            seq, prev_hash = self._tail()
+        key = self._operator_key()
+        sealed: list[AuditEntry] = []
+
+        def seal(last: bytes | None) -> tuple[bytes, bytes]:
+            seq, prev_hash = self._tail(last)
             entry = _sealed(AuditEntry(seq=seq, timestamp=_utc_now(), kind=kind,
                                        actor=actor or _default_actor(), subject=str(subject),
                                        details=plain_details, prev_hash=prev_hash,
                                        key_id=key.key_id), key)
-            self._append_line(entry.to_line())
-            self._write_checkpoint(entry, key)
-        return entry
+            sealed.append(entry)
+            return entry.to_line(), _checkpoint(entry, key)
 
-    def _tail(self) -> tuple[int, str]:
-        if not self.path.exists():
-            return 0, GENESIS_HASH
-        line, _ = _last_line(self.path)
+        self.log.append(seal, supersedes=_checkpoint_is_newer)
+        return sealed[-1]
+
+    def _tail(self, line: bytes | None) -> tuple[int, str]:
+        """The next entry's seq and prev_hash, from the log's last line as stored."""
         if line is None:
             return 0, GENESIS_HASH
+        if not line.endswith(b"\n"):
+            raise AuditError(f"{self.path}: the last line is incomplete (a write was cut short or "
+                             "the file was edited); run `rlhf-wizard audit verify` before appending")
         try:
             last = json.loads(line)
             return int(last["seq"]) + 1, str(last["hash"])
@@ -245,36 +240,36 @@ class AuditLog:
             raise AuditError(f"{self.path}: the last entry is not valid ({exc}); run "
                              "`rlhf-wizard audit verify` before appending") from exc
 
-    def _append_line(self, line: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            written = os.write(fd, line)
-            if written != len(line):
-                raise AuditError(f"{self.path}: short write ({written} of {len(line)} bytes); "
-                                 "check free space, then run `rlhf-wizard audit verify`")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _write_checkpoint(self, entry: AuditEntry, key: OperatorKey) -> None:
-        body = {"type": CHECKPOINT_TYPE, "seq": entry.seq, "hash": entry.hash,
-                "timestamp": entry.timestamp, "key_id": key.key_id}
-        record = {**body, "signature": key.sign(canonical_bytes(body))}
-        write_bytes_atomic(pafs.LocalFileSystem(), str(self.checkpoint), canonical_bytes(record) + b"\n")
-
     def entries(self) -> list[AuditEntry]:
         """All entries in file order (raises AuditError on a malformed line; see verify)."""
-        if not self.path.exists():
-            return []
         entries = []
-        with open(self.path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                try:
-                    entries.append(AuditEntry.from_json(json.loads(line)))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise AuditError(f"{self.path.name} line {number}: not a valid audit entry "
-                                     f"({exc}); run `rlhf-wizard audit verify`") from exc
+        lines = self.read_bytes().split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        for number, line in enumerate(lines, start=1):
+            try:
+                entries.append(AuditEntry.from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                name = posixpath.basename(str(self.path).split("?", 1)[0])
+                raise AuditError(f"{name} line {number}: not a valid audit entry "
+                                 f"({exc}); run `rlhf-wizard audit verify`") from exc
         return entries
+
+
+def _checkpoint(entry: AuditEntry, key: OperatorKey) -> bytes:
+    """The signed checkpoint recording ``entry`` as the last one."""
+    body = {"type": CHECKPOINT_TYPE, "seq": entry.seq, "hash": entry.hash,
+            "timestamp": entry.timestamp, "key_id": key.key_id}
+    return canonical_bytes({**body, "signature": key.sign(canonical_bytes(body))}) + b"\n"
+
+
+def _checkpoint_is_newer(new: bytes, current: bytes) -> bool:
+    """Racing appenders on S3 replace the checkpoint only with a later one (an unreadable
+    current checkpoint is replaced; verify reports what it was)."""
+    try:
+        return int(json.loads(new)["seq"]) > int(json.loads(current)["seq"])
+    except (ValueError, KeyError, TypeError):
+        return True
 
 
 def append_audit(

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import json
 import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,15 +128,16 @@ def _check_link(entry: AuditEntry, prev: AuditEntry | None, first: bool) -> list
 
 def _read_checkpoint(log: AuditLog, keys: Mapping[str, Ed25519PublicKey],
                      report: AuditReport) -> dict[str, Any] | None:
-    name = log.checkpoint.name
-    if not log.checkpoint.exists():
+    name = posixpath.basename(str(log.checkpoint).split("?", 1)[0])
+    stored = log.read_checkpoint()
+    if stored is None:
         if report.entries:
             report.problems.append(AuditProblem(
                 "signed checkpoint is missing — it was deleted, so tail truncation cannot be "
                 "ruled out; restore it from backup", file=name))
         return None
     try:
-        record = json.loads(log.checkpoint.read_bytes())
+        record = json.loads(stored)
         body = {k: record[k] for k in ("type", "seq", "hash", "timestamp", "key_id")}
         signature = record["signature"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -199,10 +201,10 @@ def verify_audit(
     log = AuditLog(lake)
     keys = dict(public_keys) if public_keys is not None else trusted_operator_keys(log.lake)
     report = AuditReport(path=str(log.path))
-    if not keys and log.path.exists() and log.path.stat().st_size:
+    data = log.read_bytes()
+    if not keys and data:
         report.problems.append(AuditProblem("no trusted operator public key found (keys/operator.pub); "
                                             "pass one with --pubkey", file="keys"))
-    data = log.path.read_bytes() if log.path.exists() else b""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
