@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from ops.api_auth import auth_headers, check_access, refused_message
 from ops.deployments import PREFECT_FILE, PROJECT_ROOT, DeploymentSpec
 from rlhf_core.errors import DeploymentError
 from rlhf_core.lake.fs import is_local
@@ -27,16 +28,22 @@ DEPLOY_TIMEOUT_S = 300
 
 
 def require_api_url() -> str:
-    """``PREFECT_API_URL``; deployments need a server, not a temporary one.
+    """``PREFECT_API_URL``, else this home's long-lived server (exported for the ``prefect``
+    subprocesses); deployments need a server, not a temporary one. Access is checked once.
 
     Raises:
-        DeploymentError: It is not set.
+        DeploymentError: Neither is there.
+        ApiAccessError: The API refuses our credential (``PREFECT_API_AUTH_STRING``).
     """
-    url = os.environ.get("PREFECT_API_URL")
+    from ops.prefect_server import running_url
+
+    url = os.environ.get("PREFECT_API_URL") or running_url()
     if not url:
         raise DeploymentError(
-            "PREFECT_API_URL is not set: start a server (`prefect server start`) and export "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api")
+            "PREFECT_API_URL is not set and no local server runs: start one with `rlhf-wizard "
+            "server start` (or `prefect server start` and export PREFECT_API_URL)")
+    os.environ["PREFECT_API_URL"] = url
+    check_access(url)
     return url.rstrip("/")
 
 
@@ -174,9 +181,15 @@ def list_deployments(api_url: str, timeout_s: float = 10.0) -> list[dict[str, An
     Raises:
         DeploymentError: The API does not answer.
     """
+    headers = auth_headers()
     try:
-        flows = httpx.post(f"{api_url}/flows/filter", json={}, timeout=timeout_s).json()
-        rows = httpx.post(f"{api_url}/deployments/filter", json={}, timeout=timeout_s).json()
+        replies = [httpx.post(f"{api_url}/{kind}/filter", json={}, headers=headers,
+                              timeout=timeout_s) for kind in ("flows", "deployments")]
+        for reply in replies:
+            if reply.status_code in (401, 403):
+                raise DeploymentError(refused_message(api_url, reply.status_code))
+            reply.raise_for_status()
+        flows, rows = (reply.json() for reply in replies)
     except (httpx.HTTPError, ValueError) as exc:
         raise DeploymentError(f"cannot list deployments at {api_url} ({exc})") from exc
     flow_names = {f["id"]: f["name"] for f in flows}

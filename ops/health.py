@@ -7,6 +7,7 @@ import os
 
 import httpx
 
+from ops.api_auth import auth_headers, refused_message
 from ops.doctor import Check
 from ops.runtime import DaskConfig
 
@@ -32,11 +33,14 @@ def check_prefect_api(api_url: str | None = None, timeout_s: float = 5.0) -> Che
     fix = f"start it (`prefect server start`) or fix PREFECT_API_URL (now {url})"
     try:
         health = httpx.get(f"{base}/health", timeout=timeout_s)
-        version = httpx.get(f"{base}/admin/version", timeout=timeout_s)
+        version = httpx.get(f"{base}/admin/version", headers=auth_headers(), timeout=timeout_s)
     except httpx.HTTPError as exc:
         return Check("prefect api", False, f"{url} unreachable ({type(exc).__name__}: {exc})", fix)
     if health.status_code != 200:
         return Check("prefect api", False, f"{url}/health answered {health.status_code}", fix)
+    if version.status_code in (401, 403):
+        return Check("prefect api", False, refused_message(url, version.status_code),
+                     "export PREFECT_API_AUTH_STRING=<user:password of the server>")
     server = version.json() if version.status_code == 200 else "unknown"
     ok = str(server).split(".")[:2] == prefect.__version__.split(".")[:2]
     return Check("prefect api", ok, f"{url} healthy, server {server}, client {prefect.__version__}",

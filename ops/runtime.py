@@ -211,6 +211,10 @@ class PrefectApi:
         self.timeout_s = timeout_s
         self.configured = os.environ.get("PREFECT_API_URL") or None
         self.local = None if self.configured else running_url()
+        if not self.configured:
+            from ops.api_auth import share_server_credential
+
+            share_server_credential()  # a local server inherits the server auth string
         self.server = None if (self.configured or self.local) else TemporaryServer()
         self.kind = "configured" if self.configured else "local" if self.local else "temporary"
         self._settings: Any = None
@@ -219,9 +223,12 @@ class PrefectApi:
     def __enter__(self) -> str:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
+        from ops.api_auth import check_access
+
         quiet_library_logs()
         try:
             url = self.configured or self.local or self.server.wait(self.timeout_s)
+            check_access(url)  # a missing or wrong credential: one line, before any flow starts
         except BaseException:
             self.close()
             raise
