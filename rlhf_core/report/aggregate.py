@@ -101,6 +101,22 @@ def declared_lengths(responses: pa.Table, column: str = "length") -> pa.Table | 
     return pa.table({"response_id": responses.column("response_id"), "length": values.cast(pa.float64())})
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (as ``rank() + (ties - 1) / 2`` in SQL)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    return (last - (counts - 1) / 2.0)[inverse]
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson correlation (None when either side is constant or there are fewer than 2 rows)."""
+    if len(x) < 2:
+        return None
+    dx, dy = x - x.mean(), y - y.mean()
+    denominator = float(np.sqrt((dx * dx).sum() * (dy * dy).sum()))
+    return float((dx * dy).sum() / denominator) if denominator > 0 else None
+
+
 def length_bias(scores: pa.Table, lengths: pa.Table, sample: int = SCATTER_SAMPLE, seed: int = 0) -> LengthBias:
     """Correlate reward with response length (the first reward hack reviewers look for).
 
@@ -123,11 +139,9 @@ def length_bias(scores: pa.Table, lengths: pa.Table, sample: int = SCATTER_SAMPL
         if not rows:
             raise LakeError("no scored response matches a response text; were scores and responses "
                             "written by the same run?")
-        spearman = con.execute(
-            "SELECT corr(rr, rl) FROM (SELECT "
-            "rank() OVER (ORDER BY reward) + (count(*) OVER (PARTITION BY reward) - 1) / 2.0 AS rr, "
-            "rank() OVER (ORDER BY len) + (count(*) OVER (PARTITION BY len) - 1) / 2.0 AS rl FROM j)"
-        ).fetchone()[0]
+        joined = con.execute("SELECT reward, len FROM j").fetchnumpy()
+        spearman = _pearson(_average_ranks(np.asarray(joined["reward"], np.float64)),
+                            _average_ranks(np.asarray(joined["len"], np.float64)))
         deciles = con.execute(
             "SELECT avg(len), avg(reward) FROM (SELECT len, reward, ntile(10) OVER (ORDER BY len) AS d "
             "FROM j) GROUP BY d ORDER BY d").fetchall()
