@@ -8,6 +8,7 @@ source rows, responses or pairs exceeds ``max_failure_rate``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,36 @@ class GatedIngest:
     summary: dict[str, Any]
 
 
+def _check_responses_left(rows_in: int, quarantined: Sequence[pa.Table], run_id: str,
+                          max_failure_rate: float, parts: Sequence[pa.Table]) -> None:
+    """Fail when the responses quarantined by the suite and the contract's null policy together
+    exceed the threshold (the suite alone checked only its own share), or when no response is
+    left at all (even under a threshold of 100 %: there would be nothing to score).
+
+    Raises:
+        IngestGateError: Naming the responses and the top rules.
+    """
+    rules = Counter(rule for table in quarantined for rule in table.column("rule").to_pylist())
+    bad = sum(rules.values())
+    rate = bad / rows_in if rows_in else 0.0
+    reasons = ", ".join(f"{name} ({count})" for name, count in rules.most_common(3))
+    if bad == rows_in:
+        raise IngestGateError(
+            f"ingest run {run_id}: all {rows_in} responses failed quality (top reasons: "
+            f"{reasons}); nothing is left to score: inspect them with `rlhf-wizard data "
+            "quarantine` and fix the source or declare the contract inputs' on_null",
+            pa.concat_tables(parts),
+        )
+    if rate > max_failure_rate:
+        raise IngestGateError(
+            f"ingest run {run_id}: {rate:.1%} of {rows_in} responses rows failed quality "
+            f"(threshold {max_failure_rate:.1%}): top reasons: {reasons}; inspect them with "
+            "`rlhf-wizard data quarantine` and fix the source, declare the contract inputs' "
+            "on_null, or raise the threshold",
+            pa.concat_tables(parts),
+        )
+
+
 def gate_ingest(
     result: IngestResult, *, run_id: str, max_failure_rate: float = 0.05,
     null_inputs: Sequence[NullInput] = (),
@@ -65,8 +96,8 @@ def gate_ingest(
         The gated tables.
 
     Raises:
-        IngestGateError: If a stage's failure rate exceeds the threshold; carries the quarantine
-            rows so far so the caller can still persist them.
+        IngestGateError: If a stage's failure rate exceeds the threshold, or no response is left
+            to score; carries the quarantine rows so far so the caller can still persist them.
     """
     check_conservation(result)
     source_rate = result.rows_quarantined / result.rows_read if result.rows_read else 0.0
@@ -78,6 +109,11 @@ def gate_ingest(
             "mapping, and inspect them with `rlhf-wizard data quarantine`",
             result.quarantine,
         )
+    if result.responses.num_rows == 0:
+        raise IngestGateError(
+            f"ingest run {run_id}: no responses were read ({result.rows_read} source rows, "
+            f"{result.rows_quarantined} quarantined); nothing to score: check the source and its "
+            "adapter or mapping", result.quarantine)
     parts = [result.quarantine]
     try:
         responses = check_table(
@@ -86,6 +122,8 @@ def gate_ingest(
         parts.append(responses.quarantined)
         nulls = apply_null_policy(responses.accepted, null_inputs, run_id)
         parts.append(nulls.quarantined)
+        _check_responses_left(result.responses.num_rows, parts[-2:], run_id, max_failure_rate,
+                              parts)
         preferences = check_table(
             "preferences",
             result.preferences,

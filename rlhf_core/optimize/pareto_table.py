@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
 
+from rlhf_core.errors import DataError
 from rlhf_core.optimize.bargaining import nash_point, regret
 from rlhf_core.optimize.front import hypervolume, knee_point, non_dominated
 from rlhf_core.optimize.pareto import (
@@ -49,6 +50,18 @@ def lattice_divisions(n_objectives: int, min_weights: int) -> int:
     return max(min_weights, 1)
 
 
+def single_point_reason(summary: dict[str, Any]) -> str | None:
+    """Why a front is one point (None when it has more): the summary says so instead of
+    presenting a trade-off that does not exist."""
+    if summary["n_front"] != 1:
+        return None
+    if len(summary["stakeholders"]) == 1:
+        return "one stakeholder: nothing to trade off"
+    if summary["prompts_without_allowed"] == summary["prompts"]:
+        return "no prompt has an allowed response"
+    return "every weight vector chooses the same responses: no trade-off in this data"
+
+
 def compute_pareto(
     scores: pa.Table,
     stakeholders: Sequence[str],
@@ -77,8 +90,16 @@ def compute_pareto(
         ``(table, summary)``: one row per weight vector (``kind`` grid|contract, ``w_<s>``,
         ``u_<s>``, ``on_front``, ``is_knee``, ``is_nash``) and a dict with the front size,
         hypervolume (value, stderr, exact), knee / Nash / contract points, ideal and no-deal
-        utilities, and per-stakeholder regret at the contract's weights.
+        utilities, per-stakeholder regret at the contract's weights, and ``single_point``: why
+        the front is one point (:func:`single_point_reason`), None when it is not.
+
+    Raises:
+        DataError: ``scores`` has no rows.
+        SchemaMismatchError: A utility or clause column is missing.
     """
+    if scores.num_rows == 0:
+        raise DataError("the Pareto front needs scored responses and the scores table is empty; "
+                        "score a run with at least one accepted response")
     t = scores_to_tensor(scores, stakeholders, prompt_clauses=prompt_clauses)
     n_s = len(stakeholders)
     allowed = jnp.asarray(t.valid & ~t.vetoed & t.prompt_ok[:, None])
@@ -132,6 +153,7 @@ def compute_pareto(
         "prompts": len(t.prompt_ids),
         "prompts_without_allowed": int((~np.asarray(allowed).any(axis=1)).sum()),
     }
+    summary["single_point"] = single_point_reason(summary)
     if contract_weights is not None:
         summary["contract"] = point(len(weights) - 1)
         summary["regret"] = dict(zip(stakeholders, regret(ideal, points[-1]).tolist(), strict=True))

@@ -74,6 +74,13 @@ class QualityGateError(DataQualityError):
         self.result = result
 
 
+DERIVED_SUITES = {
+    "scores": "fix the rows' inputs (NaN or infinite values) or the contract (`rlhf-wizard "
+              "contract lint` lists its NaN risks), then re-run",
+}
+"""Suites of tables the pipeline computes (checked with no tolerance, never quarantined): their
+failures name the first failing row and where the cause lies, not a quarantine to inspect."""
+
 _GX_LOCK = threading.Lock()
 
 
@@ -291,6 +298,13 @@ def check_table(
     if rate > max_failure_rate:
         top = Counter(rule for rule in result[1].column("rule").to_pylist()).most_common(3)
         reasons = ", ".join(f"{name} ({count})" for name, count in top)
+        if kind in DERIVED_SUITES:  # nothing to quarantine or tolerate: the cause is upstream
+            raise QualityGateError(
+                f"run {run_id}: {rate:.1%} of {rows_in} {kind} rows failed quality: top reasons: "
+                f"{reasons}; e.g. {_first_line(result[1].column('reason')[0].as_py())}; {kind} "
+                f"are derived data: {DERIVED_SUITES[kind]}",
+                quality,
+            )
         raise QualityGateError(
             f"ingest run {run_id}: {rate:.1%} of {rows_in} {kind} rows failed quality (threshold "
             f"{max_failure_rate:.1%}): top reasons: {reasons}; inspect them with "
@@ -298,6 +312,10 @@ def check_table(
             quality,
         )
     return quality
+
+
+def _first_line(text: str | None) -> str:
+    return " ".join(str(text or "").split())[:200]
 
 
 def _split(

@@ -46,6 +46,11 @@ FATAL_STATUSES = frozenset({401, 403, 404, 405})
 PROBE_POLL_S = 0.01
 """How often a batch waiting on a half-open probe checks the breaker again."""
 
+PROBE_WAIT_TIMEOUTS = 4
+"""A batch waits for a half-open probe's verdict at most the connect timeout plus this many
+request timeouts (pool, write, read and a margin): one request cannot honestly take longer, so a
+probe still out by then is lost, and the wait ends with a one-line error instead of forever."""
+
 __all__ = ["ClientCounters", "RemoteScorer"]
 
 
@@ -160,6 +165,11 @@ class RemoteScorer:
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__} ({_scrub(str(exc), self._token) or 'no detail'})"
                 self.breaker.record_failure(last)
+            except BaseException:
+                # Cancelled, or failed in a way that says nothing about the endpoint: a half-open
+                # probe must not stay out for ever (every other batch would wait on it).
+                self.breaker.record_neutral()
+                raise
             else:
                 status = answer.status_code
                 if not is_transient_status(status):
@@ -186,9 +196,21 @@ class RemoteScorer:
             f"{url}: batch of {len(prompts)} rows failed {policy.max_attempts} attempts "
             f"(last: {last}); the rows stay unscored, re-run when the endpoint is healthy")
 
+    @property
+    def probe_wait_s(self) -> float:
+        """How long a batch waits for a half-open probe's verdict (see :data:`PROBE_WAIT_TIMEOUTS`)."""
+        return self.config.connect_timeout_s + PROBE_WAIT_TIMEOUTS * self.config.timeout_s
+
     async def _admit(self) -> None:
-        """Pass the breaker; while a half-open probe is out, wait for its verdict instead of failing."""
-        while True:
+        """Pass the breaker; while a half-open probe is out, wait for its verdict instead of
+        failing, at most :attr:`probe_wait_s`.
+
+        Raises:
+            CircuitOpenError: The circuit is open, or the probe gave no verdict in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.probe_wait_s
+        while loop.time() < deadline:
             try:
                 self.breaker.before_call()
                 return
@@ -196,6 +218,10 @@ class RemoteScorer:
                 if not self.breaker.probe_in_flight:
                     raise
             await asyncio.sleep(PROBE_POLL_S)
+        raise CircuitOpenError(
+            f"circuit half-open for {self.config.endpoint_url}: the probe request gave no verdict "
+            f"within {self.probe_wait_s:.0f}s (connect_timeout_s + {PROBE_WAIT_TIMEOUTS} x "
+            "timeout_s); check the endpoint, then re-run (cached scores are kept)")
 
     def _accept(self, answer: httpx.Response, expected: int) -> list[float]:
         status = answer.status_code

@@ -107,8 +107,8 @@ def read_pareto(lake: Lake, run_id: str) -> ParetoView | None:
         return None
     table = lake.read_table(Table.PARETO, run_id=run_id)
     names = tuple(c[2:] for c in table.column_names if c.startswith("w_"))
-    if len(names) < 2 or any(f"u_{s}" not in table.column_names for s in names):
-        return None
+    if not names or any(f"u_{s}" not in table.column_names for s in names):
+        return None  # one stakeholder is a front of one point: shown, without a chart
     points = np.column_stack([table.column(f"u_{s}").to_numpy(zero_copy_only=False) for s in names]).astype(float)
 
     def mask(column: str) -> np.ndarray:

@@ -69,7 +69,7 @@ def chart_images(d: RunReportData) -> dict[str, str]:
         images["length"] = charts.data_uri(charts.length_bias(
             d.length.sample_length, d.length.sample_reward, d.length.deciles, d.length.pearson,
             d.length.spearman))
-    if d.pareto:
+    if d.pareto and len(d.pareto.stakeholders) >= 2:  # one stakeholder: nothing to plot against
         p = d.pareto
         images["pareto"] = charts.data_uri(charts.pareto_front(p.stakeholders, p.points, p.on_front,
                                                                p.contract, p.nash, p.knee,

@@ -103,14 +103,21 @@ def _point(values: Mapping[str, Any] | Sequence[Any] | None) -> str:
     return ", ".join(_fmt(v) for v in values)
 
 
+def _front_head(pareto: Mapping[str, Any]) -> str:
+    """``Pareto front: N non-dominated points of M weight vectors``, or one point and why."""
+    if pareto.get("single_point"):
+        return f"Pareto front: 1 point ({pareto['single_point']})"
+    return (f"Pareto front: {pareto.get('n_front', '–')} non-dominated points of "
+            f"{pareto.get('n_weights', '–')} weight vectors")
+
+
 def optimization_lines(opt: Mapping[str, Any]) -> list[str]:
     """Markdown for the Pareto front, the chosen points, λ and the pair counts."""
     pareto, policy, pairs = opt.get("pareto") or {}, opt.get("policy") or {}, opt.get("pairs") or {}
     lines = [
         "## Trade-offs",
         "",
-        f"Pareto front: {pareto.get('n_front', '–')} non-dominated points of {pareto.get('n_weights', '–')} "
-        f"weight vectors · hypervolume {_fmt(pareto.get('hypervolume'))}"
+        _front_head(pareto) + f" · hypervolume {_fmt(pareto.get('hypervolume'))}"
         + (f" ± {_fmt(pareto.get('hypervolume_stderr'))}" if pareto.get("hypervolume_stderr") else ""),
         "",
         "| point | mean utilities |",

@@ -150,6 +150,7 @@ def test_compute_pareto_table_and_summary() -> None:
     assert all(v >= -1e-6 for v in summary["regret"].values())
     assert summary["prompts_without_allowed"] == 2  # prompt 0 (all vetoed) and prompt 5 (clause)
     assert summary["contract"]["weights"]["a"] == pytest.approx(0.5)
+    assert summary["n_front"] > 1 and summary["single_point"] is None
 
 
 @pytest.mark.timeout(60)
@@ -181,7 +182,35 @@ def test_compute_pareto_with_one_stakeholder_is_one_point() -> None:
     assert summary["n_weights"] == 1
     assert table.num_rows == 2  # the single lattice point and the contract's own row
     assert summary["n_front"] == 1  # the "front" of one stakeholder is a single point
+    assert summary["single_point"] == "one stakeholder: nothing to trade off"  # and says why
     assert summary["hypervolume"] >= 0
+
+
+def test_a_front_of_one_point_says_why() -> None:
+    """Edge shapes: with every response vetoed, or one response per prompt, every weight vector
+    picks the same responses; the summary names the reason instead of a one-point 'trade-off'."""
+    import pyarrow as pa
+
+    from rlhf_core.optimize import compute_pareto
+
+    def scores(candidates: int, veto: bool) -> pa.Table:
+        n = 4 * candidates
+        return pa.table({
+            "prompt_id": [f"p{i // candidates}" for i in range(n)],
+            "response_id": [f"r{i}" for i in range(n)], "reward": np.zeros(n, np.float32),
+            "u_a": np.arange(n, dtype=np.float32), "u_b": -np.arange(n, dtype=np.float32),
+            "veto": np.full(n, veto)})
+
+    _, vetoed = compute_pareto(scores(3, veto=True), ["a", "b"], min_weights=50)
+    assert vetoed["n_front"] == 1 and vetoed["single_point"] == "no prompt has an allowed response"
+    _, lone = compute_pareto(scores(1, veto=False), ["a", "b"], min_weights=50)
+    assert lone["n_front"] == 1 and lone["single_point"].startswith("every weight vector chooses")
+    _, traded = compute_pareto(scores(3, veto=False), ["a", "b"], min_weights=50)
+    assert traded["n_front"] > 1 and traded["single_point"] is None
+    from rlhf_core.errors import DataError
+
+    with pytest.raises(DataError, match="scores table is empty"):  # not "argmax of an empty sequence"
+        compute_pareto(scores(3, veto=False).slice(0, 0), ["a", "b"], min_weights=50)
 
 
 def test_a_constant_utility_does_not_zero_the_hypervolume() -> None:

@@ -311,3 +311,55 @@ def test_gx_and_arrow_agree_and_rows_are_conserved(data: list[tuple]) -> None:
     _conserved(table, result)
     kept = result.accepted["response_id"].to_pylist()
     assert len(kept) == len(set(kept))
+
+
+def test_responses_quarantined_for_null_contract_inputs_count_against_the_threshold() -> None:
+    """Edge-shape regressions: a contract input null on every row quarantined every response, but
+    only the suite's own share was checked, so the gate blamed the *pairs* ('100% of preferences
+    rows failed: dangling_reference') or, without labels or under a 100 % threshold, passed zero
+    responses on to scoring (where the Pareto stage failed: 'argmax of an empty sequence')."""
+    from rlhf_core.ingest.adapters.base import IngestResult
+    from rlhf_core.ingest.nulls import RULE, NullInput
+    from rlhf_core.lake.schemas import preferences_schema
+
+    def with_nulls(n_null: int, n: int = 8) -> IngestResult:
+        table = generate_table(max(n, 1), seed=3).slice(0, n)
+        helpful = pa.array([None] * n_null + [2.0] * (n - n_null), pa.float32())
+        table = table.set_column(table.schema.get_field_index("helpfulness"), "helpfulness", helpful)
+        return IngestResult(table, preferences_schema([]).empty_table(),
+                            QUARANTINE_SCHEMA.empty_table(), n, n)
+
+    policy = [NullInput("helpfulness")]
+    with pytest.raises(DataQualityError, match=rf"50.0% of 8 responses rows .*{RULE} \(4\)") as err:
+        gate_ingest(with_nulls(4), run_id="nulls", null_inputs=policy)
+    assert "\n" not in str(err.value) and err.value.quarantine.num_rows == 4
+    half = gate_ingest(with_nulls(4), run_id="nulls", max_failure_rate=0.5, null_inputs=policy)
+    assert half.responses.num_rows == 4 and half.quarantine.num_rows == 4
+    # Even a threshold of 100 % leaves nothing to score: the gate says so.
+    with pytest.raises(DataQualityError, match=rf"all 8 responses failed .*{RULE} \(8\).*nothing is left"):
+        gate_ingest(with_nulls(8), run_id="nulls", max_failure_rate=1.0, null_inputs=policy)
+    with pytest.raises(DataQualityError, match="no responses were read") as err:
+        gate_ingest(with_nulls(0, n=0), run_id="empty", max_failure_rate=1.0)
+    assert "\n" not in str(err.value)
+    assert gate_ingest(with_nulls(0, n=1), run_id="one").responses.num_rows == 1  # one row is enough
+
+
+def test_a_failing_scores_suite_names_a_row_and_the_upstream_cause() -> None:
+    """Edge-shape regression: NaN inputs gave 'ingest run r: ... scores rows failed quality
+    (threshold 0.0%) ... inspect them with `rlhf-wizard data quarantine` ... or raise the
+    threshold', advice that cannot work for derived rows (never quarantined, no threshold)."""
+    inf_first = pa.array([math.inf, 0.5], pa.float32())  # (a NaN reward fails null_required first)
+    scores = pa.table({"prompt_id": ["p0", "p0"], "response_id": ["r0", "r1"],
+                       "reward": inf_first, "veto": [False, False],
+                       "penalty": pa.array([0.0, 0.0], pa.float32()), "u_only": inf_first})
+    with pytest.raises(QualityGateError) as err:
+        check_table("scores", scores, run_id="nan-run", max_failure_rate=0.0)
+    message = str(err.value)
+    assert message.startswith("run nan-run: 50.0% of 2 scores rows failed quality: top reasons: "
+                              "non_finite (1); e.g. reward=inf is not a finite number")
+    assert "e.g. reward=inf is not a finite number" in message and "contract lint" in message
+    assert "quarantine" not in message and "threshold" not in message and "\n" not in message
+    nan_first = pa.array([math.nan, 0.5], pa.float32())  # NaN, not null: GX counts it as null
+    with pytest.raises(QualityGateError, match="e.g. required field 'reward' is null or NaN"):
+        check_table("scores", scores.set_column(2, "reward", nan_first), run_id="nan-run",
+                    max_failure_rate=0.0)

@@ -261,3 +261,42 @@ def test_missing_text_column_is_a_schema_error(server: ServerHandle) -> None:
     with pytest.raises(SchemaMismatchError, match="prompt column 'question'"):
         score_table_remote(make_table(3), config(server, prompt_column="question"), run_id="r")
     assert server.stats()["requests"] == 0
+
+
+def test_a_cancelled_probe_is_released_and_a_lost_probe_ends_the_wait(server: ServerHandle) -> None:
+    """Bounded-loop regression: a half-open probe cancelled mid-request stayed "in flight" for
+    ever, and every later batch of the process polled the breaker in ``_admit`` without end."""
+    import asyncio
+
+    cfg = config(server, timeout_s=0.05, connect_timeout_s=0.05,
+                 breaker=BreakerPolicy(failure_threshold=1, reset_timeout_s=0.0))
+    server.faults(p_slow=1.0, slow_s=1.0)
+    breaker = shared_breaker(cfg.endpoint_url, cfg.breaker)
+    breaker.record_failure("HTTP 503")  # open; with a zero reset timeout the next call probes
+
+    async def cancel_the_probe() -> None:
+        async with RemoteScorer(cfg, breaker=breaker) as scorer:
+            probe = asyncio.create_task(scorer.score_batch(["q"], ["a"]))
+            for _ in range(1000):  # the probe is out once the request is on its way
+                if breaker.probe_in_flight:
+                    break
+                await asyncio.sleep(0.001)
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+
+    asyncio.run(cancel_the_probe())
+    assert not breaker.probe_in_flight and breaker.state == "half_open"
+
+    breaker.before_call()  # a probe taken and never answered (its holder is gone)
+
+    async def wait_for_the_lost_probe() -> float:
+        async with RemoteScorer(cfg, breaker=breaker) as scorer:
+            started = time.monotonic()
+            with pytest.raises(CircuitOpenError, match="probe request gave no verdict within") as err:
+                await scorer.score_batch(["q"], ["a"])
+            assert "\n" not in str(err.value)
+            assert scorer.counters.requests == 0  # nothing was sent while waiting
+            return time.monotonic() - started
+
+    assert 0.25 <= asyncio.run(wait_for_the_lost_probe()) < 5.0  # 0.05 + 4 x 0.05 s, not for ever
