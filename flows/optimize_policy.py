@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import flow
+from prefect.futures import wait
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.optimize import compute_pareto_front, export_dpo_pairs, solve_kl_policy
@@ -31,8 +32,11 @@ class OptimizePolicyParams(BaseModel):
 
 @flow(name="optimize-policy", log_prints=True)
 def optimize_policy(params: OptimizePolicyParams) -> dict:
-    """Pareto front + Nash point -> constrained KL policy -> TRL DPO pairs."""
-    pareto = compute_pareto_front(params.contract, params.run_id, params.lake_root)
-    policy = solve_kl_policy(params.contract, params.run_id, params.lake_root, params.cost_column, params.budget)
-    pairs = export_dpo_pairs(params.contract, params.run_id, params.lake_root)
-    return {"pareto": pareto, "policy": policy, "pairs": pairs}
+    """Pareto front + Nash point, constrained KL policy, TRL DPO pairs: independent tasks (each
+    reads the run's scores and writes its own table), run side by side."""
+    pareto = compute_pareto_front.submit(params.contract, params.run_id, params.lake_root)
+    policy = solve_kl_policy.submit(params.contract, params.run_id, params.lake_root,
+                                    params.cost_column, params.budget)
+    pairs = export_dpo_pairs.submit(params.contract, params.run_id, params.lake_root)
+    wait([pareto, policy, pairs])  # all three end before a failure is raised
+    return {"pareto": pareto.result(), "policy": policy.result(), "pairs": pairs.result()}

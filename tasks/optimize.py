@@ -84,7 +84,8 @@ def export_dpo_pairs(contract_path: str, run_id: str, lake_root: str) -> dict[st
     contract = load_contract(contract_path)
     selection = contract.spec.selection
     pairs, counts = select_pairs_table(
-        lake.read_run(Table.SCORES, run_id), lake.read_run(Table.RESPONSES, run_id),
+        lake.read_run(Table.SCORES, run_id),
+        lake.read_run(Table.RESPONSES, run_id, columns=["response_id", "prompt", "response"]),
         selection.pairing, margin=selection.min_margin, seed=selection.seed,
         prompt_clauses=quantifier_columns(contract.program), contract_hash=contract.hash, run_id=run_id,
     )

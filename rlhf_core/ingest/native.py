@@ -63,7 +63,7 @@ def read_native_responses(source: str | Path, *, run_id: str) -> IngestResult:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DataError(f"{source}: columns do not match the responses schema ({exc})") from exc
     table = table.set_column(schema.get_field_index("ingest_run"), "ingest_run",
-                             pa.array([run_id] * table.num_rows, pa.string()))
+                             _constant(run_id, table.num_rows))
     return IngestResult(
         responses=table,
         preferences=_native_preferences(source, run_id),
@@ -95,4 +95,9 @@ def _native_preferences(source: str | Path, run_id: str) -> pa.Table:
         raise DataError(f"{folder}: columns do not match the preferences schema ({exc}); labels "
                         "are integers 1 (a preferred), -1 (b preferred) or 0 (tie)") from exc
     return table.set_column(schema.get_field_index("ingest_run"), "ingest_run",
-                            pa.array([run_id] * table.num_rows, pa.string()))
+                            _constant(run_id, table.num_rows))
+
+
+def _constant(value: str, rows: int) -> pa.Array:
+    """A string column of ``rows`` copies of ``value``, built by Arrow (no Python list per row)."""
+    return pa.repeat(pa.scalar(value, pa.string()), rows)

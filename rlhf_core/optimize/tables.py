@@ -62,9 +62,7 @@ def scores_to_tensor(
             f"scores table lacks column(s) {missing}; score the responses under the contract first "
             f"(columns present: {scores.column_names})"
         )
-    pids = np.asarray(scores.column("prompt_id").to_pylist(), dtype=object)
-    order = np.argsort(pids.astype(str), kind="stable")
-    uniq, start, counts = np.unique(pids[order].astype(str), return_index=True, return_counts=True)
+    order, uniq, start, counts = _group_rows(scores.column("prompt_id"))
     n_p, n_c = len(uniq), int(counts.max()) if len(counts) else 0
     prompt_of = np.repeat(np.arange(n_p), counts)
     slot = np.arange(len(order)) - np.repeat(start, counts)
@@ -78,22 +76,90 @@ def scores_to_tensor(
 
     utils = np.stack([pad(_column(scores, f"u_{s}", pa.float32()), 0.0) for s in stakeholders]
                      or [np.zeros((n_p, n_c), np.float32)], -1)[..., : len(stakeholders)]
-    veto = _column(scores, "veto", pa.bool_()) if "veto" in scores.column_names else np.zeros(len(pids), bool)
+    n = scores.num_rows
+    veto = _column(scores, "veto", pa.bool_()) if "veto" in scores.column_names else np.zeros(n, bool)
     ok_rows = (_column(scores, prompt_ok_column, pa.bool_()) if prompt_ok_column in scores.column_names
-               else np.ones(len(pids), bool))
+               else np.ones(n, bool))
     for clause in prompt_clauses:
         ok_rows = ok_rows & ~_column(scores, clause, pa.bool_())
-    rids = np.asarray(scores.column("response_id").to_pylist(), dtype=object)
+    rids = _objects(scores.column("response_id"))
     return ScoreTensor(
         utils=utils.astype(np.float32),
         reward=pad(_column(scores, reward_column, pa.float32()), 0.0).astype(np.float32),
         valid=valid,
         vetoed=pad(veto, False).astype(bool),
         prompt_ok=np.all(np.where(valid, ok_rows[take], True), axis=1),
-        prompt_ids=uniq.astype(object),
+        prompt_ids=uniq,
         response_ids=np.where(valid, rids[take], None),
         row=row,
     )
+
+
+def _is_text(column: pa.ChunkedArray | pa.Array) -> bool:
+    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+
+
+def _objects(column: pa.ChunkedArray) -> np.ndarray:
+    """The column as an object array of Python values (``str`` for text, None for nulls)."""
+    if _is_text(column):
+        return column.to_numpy(zero_copy_only=False)
+    return np.asarray(column.to_pylist(), dtype=object)
+
+
+def _group_rows(ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by id: ``(order, unique ids, first position in order, rows per id)``.
+
+    ``order`` sorts the rows by the ids' text (stable, so rows of one id keep their input
+    order); unique ids are Python objects (``str``). Text ids are grouped by Arrow without a
+    Python object per row (UTF-8 byte order is code point order, NumPy's string order); any other
+    id type, or ids with nulls, by NumPy on their string forms.
+    """
+    if ids.null_count or not _is_text(ids):
+        pids = np.asarray(ids.to_pylist(), dtype=object)
+        order = np.argsort(pids.astype(str), kind="stable")
+        uniq, start, counts = np.unique(pids[order].astype(str), return_index=True, return_counts=True)
+        return order, uniq.astype(object), start, counts
+    order = pc.sort_indices(ids)
+    ordered = ids.take(order)
+    if len(ordered) == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, np.zeros(0, object), empty, empty
+    change = pc.not_equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False)
+    start = np.flatnonzero(np.concatenate([[True], change]))
+    counts = np.diff(np.append(start, len(ordered)))
+    return (order.to_numpy(zero_copy_only=False), ordered.take(pa.array(start)).to_numpy(zero_copy_only=False),
+            start, counts)
+
+
+def _positions(ids: pa.ChunkedArray, wanted: list, n_chosen: int) -> tuple[pa.Array, pa.Array]:
+    """Rows of ``ids`` holding the ``wanted`` ids (chosen ones first, then rejected ones); the
+    last row wins when an id repeats, as in a dict built from the table.
+
+    Raises:
+        SchemaMismatchError: If a wanted id is not among ``ids``.
+    """
+    n = len(ids)
+    if _is_text(ids):
+        backwards = ids.take(pa.array(np.arange(n - 1, -1, -1, dtype=np.int64)))
+        found = pc.index_in(pa.array(wanted, ids.type), value_set=backwards).cast(pa.int64())
+        found = pc.subtract(pa.scalar(n - 1, pa.int64()), found)
+    else:
+        lookup = {v: i for i, v in enumerate(ids.to_pylist())}
+        found = pa.array([lookup.get(i) for i in wanted], pa.int64())
+    missing = found.is_null().to_numpy(zero_copy_only=False)
+    if missing.any():
+        unknown = [wanted[i] for i in np.flatnonzero(missing)]
+        raise SchemaMismatchError(
+            f"{len(unknown)} scored response id(s) (first {unknown[0]!r}) are not in the responses table; "
+            "score and select from the same ingest run"
+        )
+    return found.slice(0, n_chosen), found.slice(n_chosen)
+
+
+def _take_ids(column: pa.ChunkedArray, rows: pa.Array, values: np.ndarray) -> pa.ChunkedArray | list:
+    """``column`` at ``rows`` as text, without a Python object per row; ``values`` (the same ids as
+    Python objects) as a list when the ids are not text."""
+    return column.take(rows).cast(pa.string()) if _is_text(column) and not column.null_count else values.tolist()
 
 
 def select_pairs_table(
@@ -133,22 +199,13 @@ def select_pairs_table(
                                       jnp.asarray(t.prompt_ok), strategy, margin, jax.random.key(seed)))
     keep = np.asarray(sel.keep)
     p, c, r = (np.asarray(a)[keep] for a in (sel.prompt, sel.chosen, sel.rejected))
-    text = dict(zip(responses.column("response_id").to_pylist(), responses.column("response").to_pylist(),
-                    strict=True))
-    prompt_text = dict(zip(responses.column("response_id").to_pylist(), responses.column("prompt").to_pylist(),
-                           strict=True))
     chosen_ids, rejected_ids = t.response_ids[p, c], t.response_ids[p, r]
-    unknown = [i for i in [*chosen_ids, *rejected_ids] if i not in text]
-    if unknown:
-        raise SchemaMismatchError(
-            f"{len(unknown)} scored response id(s) (first {unknown[0]!r}) are not in the responses table; "
-            "score and select from the same ingest run"
-        )
+    chosen_at, rejected_at = _positions(responses.column("response_id"), [*chosen_ids, *rejected_ids], len(p))
     table = pa.table(
         {
-            "prompt": [prompt_text[i] for i in chosen_ids],
-            "chosen": [text[i] for i in chosen_ids],
-            "rejected": [text[i] for i in rejected_ids],
+            "prompt": responses.column("prompt").take(chosen_at).cast(pa.string()),
+            "chosen": responses.column("response").take(chosen_at).cast(pa.string()),
+            "rejected": responses.column("response").take(rejected_at).cast(pa.string()),
             "prompt_id": t.prompt_ids[p].tolist(),
             "chosen_id": chosen_ids.tolist(),
             "rejected_id": rejected_ids.tolist(),
@@ -224,9 +281,10 @@ def optimize_policy(
     best_c = np.argmax(np.where(allowed, t.reward, -np.inf), axis=1)
     best_p = np.argmax(policy, axis=1)
     pi, ci = np.nonzero(t.valid)
+    rows = pa.array(t.row[pi, ci])
     selections = pa.table({
-        "prompt_id": t.prompt_ids[pi].tolist(),
-        "response_id": t.response_ids[pi, ci].tolist(),
+        "prompt_id": _take_ids(scores.column("prompt_id"), rows, t.prompt_ids[pi]),
+        "response_id": _take_ids(scores.column("response_id"), rows, t.response_ids[pi, ci]),
         "policy_prob": policy[pi, ci].astype(np.float32),
         "best_under_contract": live[pi] & (best_c[pi] == ci),
         "best_under_policy": live[pi] & (best_p[pi] == ci),
