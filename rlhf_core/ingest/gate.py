@@ -129,7 +129,7 @@ def gate_ingest(
             result.preferences,
             run_id=run_id,
             max_failure_rate=max_failure_rate,
-            response_ids=nulls.accepted.column("response_id").to_pylist(),
+            response_ids=nulls.accepted.column("response_id"),
         )
     except QualityGateError as exc:
         parts.append(exc.result.quarantined)

@@ -185,13 +185,26 @@ def _record_json(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, default=_default)
 
 
+def _reference_set(response_ids: Iterable[str] | pa.Array | pa.ChunkedArray | None
+                   ) -> pa.Array | None:
+    """The accepted ids as one Arrow string array (the value set of ``is_in``), without a pass
+    through Python objects when they already are Arrow."""
+    if response_ids is None:
+        return None
+    if isinstance(response_ids, pa.ChunkedArray):
+        return response_ids.combine_chunks().cast(pa.string())
+    if isinstance(response_ids, pa.Array):
+        return response_ids.cast(pa.string())
+    return pa.array(list(response_ids), pa.string())
+
+
 def check_table(
     kind: str,
     table: pa.Table,
     *,
     run_id: str,
     max_failure_rate: float = 0.05,
-    response_ids: Iterable[str] | None = None,
+    response_ids: Iterable[str] | pa.Array | pa.ChunkedArray | None = None,
     gx_max_rows: int = GX_MAX_ROWS,
 ) -> QualityResult:
     """Validate ``table`` with suite ``kind`` and quarantine the failing rows.
@@ -217,7 +230,7 @@ def check_table(
             (both bugs).
     """
     started = time.perf_counter()
-    refs = frozenset(response_ids) if response_ids is not None else None
+    refs = _reference_set(response_ids)
     checks: list[tuple[Rule, str, str]] = []
     derived: dict[str, np.ndarray] = {}
     fails: list[np.ndarray] = []
@@ -322,6 +335,8 @@ def _split(
     kind: str, table: pa.Table, failures: dict[int, list[tuple[Rule, str]]], run_id: str
 ) -> tuple[pa.Table, pa.Table]:
     """Accepted rows and ``quarantine`` rows (first failing rule; every reason joined)."""
+    if not failures:  # the common case: nothing to split, no copy of the table
+        return table, QUARANTINE_SCHEMA.empty_table()
     bad = np.zeros(table.num_rows, dtype=bool)
     bad[list(failures)] = True
     accepted = table.filter(pa.array(~bad))

@@ -171,7 +171,7 @@ def load_suite(kind: str) -> tuple[Rule, ...]:
     return rules
 
 
-def _valid_text(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+def _valid_text(table: pa.Table, column: str, _refs: pa.Array | None) -> np.ndarray:
     array = table.column(column)
     if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
         values = array.to_pylist()
@@ -187,13 +187,13 @@ def _decodes(value: bytes) -> bool:
         return False
 
 
-def _not_blank(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+def _not_blank(table: pa.Table, column: str, _refs: pa.Array | None) -> np.ndarray:
     text = text_view(table.column(column))
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
     return ~pc.fill_null(blank, False).to_numpy(zero_copy_only=False)
 
 
-def _safety_consistent(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+def _safety_consistent(table: pa.Table, column: str, _refs: pa.Array | None) -> np.ndarray:
     if "severity" not in table.column_names:
         return np.ones(table.num_rows, dtype=bool)
     safe = table.column(column)
@@ -201,20 +201,20 @@ def _safety_consistent(table: pa.Table, column: str, _refs: frozenset[str] | Non
     return pc.fill_null(pc.equal(safe, zero), True).to_numpy(zero_copy_only=False)
 
 
-def _distinct_sides(table: pa.Table, _column: str, _refs: frozenset[str] | None) -> np.ndarray:
+def _distinct_sides(table: pa.Table, _column: str, _refs: pa.Array | None) -> np.ndarray:
     same = pc.equal(table.column("response_a_id"), table.column("response_b_id"))
     return ~pc.fill_null(same, False).to_numpy(zero_copy_only=False)
 
 
-def _known_response(table: pa.Table, column: str, refs: frozenset[str] | None) -> np.ndarray:
+def _known_response(table: pa.Table, column: str, refs: pa.Array | None) -> np.ndarray:
     array = table.column(column)
     if refs is None:
         return np.ones(table.num_rows, dtype=bool)
-    known = pc.is_in(array, value_set=pa.array(sorted(refs), pa.string()))
+    known = pc.is_in(array, value_set=refs)
     return (known.to_numpy(zero_copy_only=False)) | pc.is_null(array).to_numpy(zero_copy_only=False)
 
 
-def _finite(table: pa.Table, column: str, _refs: frozenset[str] | None) -> np.ndarray:
+def _finite(table: pa.Table, column: str, _refs: pa.Array | None) -> np.ndarray:
     array = table.column(column)
     if not pa.types.is_floating(array.type):
         return np.ones(table.num_rows, dtype=bool)
@@ -237,7 +237,7 @@ def derived_column(rule: Rule, column: str) -> str:
     return f"{DERIVED_PREFIX}{rule.derive}__{column}"
 
 
-def derive(rule: Rule, table: pa.Table, column: str, refs: frozenset[str] | None) -> np.ndarray:
+def derive(rule: Rule, table: pa.Table, column: str, refs: pa.Array | None) -> np.ndarray:
     """Evaluate a derived predicate: bool per row, True = the row passes."""
     assert rule.derive is not None  # callers only pass derive rules
     return DERIVATIONS[rule.derive](table, column, refs)
@@ -266,7 +266,7 @@ def duplicated_values(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def row_failures(
-    rule: Rule, table: pa.Table, column: str, refs: frozenset[str] | None
+    rule: Rule, table: pa.Table, column: str, refs: pa.Array | None
 ) -> np.ndarray:
     """Arrow row predicate of ``rule`` on ``column``: True where the row FAILS.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlhf_core.ingest.write import prompt_aligned_parts
@@ -42,3 +42,15 @@ def test_rows_below_one_is_refused_not_an_endless_loop(rows: int) -> None:
     """Regression: with ``rows = 0`` no part could end and the loop appended empty parts for ever."""
     with pytest.raises(ValueError, match="part_rows must be at least 1"):
         prompt_aligned_parts(_table([2, 3], 1), rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("xyz")), max_size=12))
+def test_sorted_by_prompt_agrees_with_sorting(rows: list[tuple[str, str]]) -> None:
+    """The ingest skips its sort only when sorting would change nothing."""
+    from rlhf_core.ingest.write import sorted_by_prompt
+
+    table = pa.table({"prompt_id": [p for p, _ in rows], "response_id": [r for _, r in rows]},
+                     schema=pa.schema([("prompt_id", pa.string()), ("response_id", pa.string())]))
+    resorted = table.sort_by([("prompt_id", "ascending"), ("response_id", "ascending")])
+    assert sorted_by_prompt(table) == resorted.equals(table)
