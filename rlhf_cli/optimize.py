@@ -1,4 +1,5 @@
-"""CLI: ``fit`` (Bradley–Terry reward models), ``optimize`` (Pareto, KL policy, pairs), ``export``."""
+"""CLI: ``fit`` (Bradley–Terry reward models), ``optimize`` (Pareto, KL policy, pairs), ``export``
+(trainer formats, signed dataset folders) and ``export verify``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer import Context
+from typer.core import TyperGroup
 
 from rlhf_cli.pipeline import (
     VerboseFlag,
@@ -85,17 +88,94 @@ def optimize(
     _out.print(Markdown("\n".join(optimization_lines(result))))
 
 
-@app.command("export")
-def export(
-    run_id: Annotated[str, typer.Argument(help="Run whose DPO pairs are exported.")],
-    out: Annotated[Path, typer.Option(help="Output file (.jsonl or .parquet).")],
-) -> None:
-    """Export a run's TRL DPO pairs (prompt, chosen, rejected + ids, rewards, hash) to a file.
+class _ExportGroup(TyperGroup):
+    """``export``'s sub-commands, where a first argument that names none is a run id.
 
-    Example: rlhf-wizard export demo-20261129T120000 --out pairs.jsonl
+    ``rlhf-wizard export RUN --out f.jsonl`` is short for ``rlhf-wizard export pairs RUN --out
+    f.jsonl`` (the command predates ``export verify``); a run literally called ``verify`` or
+    ``pairs`` needs the long form.
+    """
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [_DEFAULT_EXPORT, *args]
+        return super().parse_args(ctx, args)
+
+
+_DEFAULT_EXPORT = "pairs"
+export_app = typer.Typer(cls=_ExportGroup, no_args_is_help=True, help=(
+    "Export a run's pairs for a trainer (`export RUN --format F --out FILE_OR_DIR`, short for "
+    "`export pairs RUN ...`) or verify a signed export folder (`export verify DIR`)."))
+app.add_typer(export_app, name="export")
+
+
+@export_app.command(_DEFAULT_EXPORT)
+def export(
+    run_id: Annotated[str, typer.Argument(help="Run whose pairs are exported.")],
+    out: Annotated[Path, typer.Option(help="A .jsonl or .parquet file, or a folder (a signed "
+                                          "Hugging Face dataset folder).")],
+    format: Annotated[str, typer.Option(
+        "--format", help="trl | trl-conversational | kto | reward | openrlhf | nemo | rewardbench | "
+                         "hf (folder only).")] = "trl",
+    test_share: Annotated[float, typer.Option(help="Folder: share of prompts in the test split, "
+                                                   "in [0, 1).")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Folder: seed of the split by prompt.")] = 0,
+    license_id: Annotated[str | None, typer.Option(
+        "--license", help="License id for the card (default: the source dataset's, else unknown).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Export a run's pairs in a trainer format (one file, or a signed dataset folder).
+
+    A folder is a Hugging Face dataset (data/train-*, data/test-* split by prompt, README card,
+    manifest signed with the operator key); a single file's SHA-256 goes to the audit log.
+
+    Examples: rlhf-wizard export demo-20261129T120000 --out pairs.jsonl;
+    rlhf-wizard export demo-20261129T120000 --format hf --out exports/demo --test-share 0.1
     """
     from rlhf_core.optimize.export import export_pairs
 
-    written = export_pairs(run_id, out)
-    _out.print(f"wrote {written['rows']} pairs of run {run_id} to {written['path']} "
-               f"(contract {written['contract_hash']})")
+    written = export_pairs(run_id, out, format=format, test_share=test_share, seed=seed,
+                           license_id=license_id)
+    if as_json:
+        typer.echo(json.dumps(written, indent=2))
+        return
+    what = "pairs" if written["format"] != "kto" else "examples"
+    if "splits" in written:
+        splits = ", ".join(f"{name} {rows}" for name, rows in written["splits"].items())
+        _out.print(f"wrote {written['rows']} {what} of run {run_id} ({written['format']}: {splits}) to "
+                   f"{written['path']}, manifest signed by key {written['key_id'][:16]}… "
+                   f"(contract {written['contract_hash']})")
+    else:
+        _out.print(f"wrote {written['rows']} {what} of run {run_id} ({written['format']}) to "
+                   f"{written['path']} (contract {written['contract_hash']})")
+
+
+@export_app.command("verify")
+def verify(
+    folder: Annotated[Path, typer.Argument(help="An export folder (with manifest.dsse.json).")],
+    pubkey: Annotated[list[str] | None, typer.Option(
+        "--pubkey", help="Trusted operator public key: a file or 'ed25519:<base64>' (repeatable); "
+                         "default: the lake's keys/operator.pub.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check an export folder's signed manifest: any changed, missing or added byte fails.
+
+    Example: rlhf-wizard export verify exports/demo --pubkey operator.pub
+    """
+    from rlhf_core.optimize.export import verify_folder
+    from rlhf_core.security.keys import key_id_of, parse_public_key
+
+    keys = None
+    if pubkey:
+        keys = {}
+        for item in pubkey:
+            path = Path(item)
+            public = parse_public_key(path.read_text(encoding="utf-8") if path.is_file() else item, where=item)
+            keys[key_id_of(public)] = public
+    checked = verify_folder(folder, keys)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "path": checked.path, "files": checked.files,
+                               "key_id": checked.key_id}, indent=2))
+        return
+    _out.print(f"ok: {checked.path}: {checked.files} files match the manifest signed by key "
+               f"{checked.key_id[:16]}…")

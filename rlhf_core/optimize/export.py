@@ -1,56 +1,201 @@
-"""Export a run's DPO pairs from the lake to JSON Lines or Parquet, atomically, audited."""
+"""Export a run's pairs for a trainer: one file (JSON Lines / Parquet) or a signed dataset folder.
+
+``export_pairs(run_id, out, format=...)`` reads the run's ``pairs`` partition batch by batch,
+converts each batch to the trainer format (:mod:`rlhf_core.optimize.formats`) and writes:
+
+* ``out`` ending in ``.jsonl`` or ``.parquet``: one file with every row, published atomically
+  (temp file + rename); Parquet files carry the contract hash, run id, format and version in
+  their schema metadata and the full provenance (``rlhf_wizard.provenance``, JSON with the input
+  digests) in their footer's key-value metadata;
+* any other ``out``: a Hugging Face dataset folder split by prompt, with its card and a manifest
+  signed by the operator key (:mod:`rlhf_core.optimize.hf_dataset`).
+
+Either way an ``export_written`` entry (path, format, rows, contract hash, and the file's or
+the manifest's SHA-256) goes to the audit log. ``verify_folder`` checks a folder byte for byte.
+"""
 
 from __future__ import annotations
 
-import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from rlhf_core.errors import DataError
-from rlhf_core.lake.catalog import Table
+from rlhf_core.errors import DataError, SignatureError
+from rlhf_core.lake.catalog import PAIRS_SCHEMA, Table
 from rlhf_core.lake.fs import atomic_write
 from rlhf_core.lake.store import Lake
+from rlhf_core.optimize.export_manifest import VerifiedExport, file_sha256, verify_export
+from rlhf_core.optimize.export_provenance import (
+    Provenance,
+    collect_provenance,
+    footer_metadata,
+    schema_metadata,
+)
+from rlhf_core.optimize.export_sinks import open_sink, prefetch
+from rlhf_core.optimize.formats import SOURCE_SCHEMA, ExportFormat, get_format
+from rlhf_core.optimize.hf_dataset import write_dataset_folder
 from rlhf_core.security.audit import AuditLog
+from rlhf_core.security.operator_key import load_operator_key, trusted_operator_keys
+
+__all__ = ["FILE_SUFFIXES", "SourceShard", "export_pairs", "plan_shards", "source_batches", "verify_folder"]
+
+FILE_SUFFIXES = {".jsonl": "jsonl", ".parquet": "parquet"}
+"""Output suffixes that mean "one file"; any other path is a dataset folder."""
+BATCH_ROWS = 65_536
+SHARD_ROWS = 1_000_000
+"""Pairs per source shard (whole row groups): the unit of parallel export and of data files."""
 
 
-def export_pairs(run_id: str, out: str | Path, lake: Lake | None = None) -> dict[str, Any]:
-    """Write run ``run_id``'s ``pairs`` to ``out`` (``.jsonl`` or ``.parquet``).
+@dataclass(frozen=True)
+class SourceShard:
+    """Consecutive row groups of one ``pairs`` part file: a unit of parallel export.
 
-    The contract hash and run id travel in every row and, for Parquet, in the file metadata.
+    Attributes:
+        part: The part file.
+        row_groups: Its row groups, in order.
+        first_row: Position of the shard's first pair in the run (``_row``).
+        rows: Pairs in the shard.
+    """
+
+    part: str
+    row_groups: tuple[int, ...]
+    first_row: int
+    rows: int
+
+
+def plan_shards(lake: Lake, parts: list[str], shard_rows: int = SHARD_ROWS) -> list[SourceShard]:
+    """Cut the run's part files into shards of at least ``shard_rows`` pairs (whole row groups;
+    a part's last shard may be smaller), in row order. Depends only on the files."""
+    shards, first = [], 0
+    for part in parts:
+        meta = pq.read_metadata(part, filesystem=lake.fs)
+        groups: list[int] = []
+        rows = 0
+        for index in range(meta.num_row_groups):
+            groups.append(index)
+            rows += meta.row_group(index).num_rows
+            if rows >= shard_rows:
+                shards.append(SourceShard(part, tuple(groups), first, rows))
+                first, groups, rows = first + rows, [], 0
+        if groups or not shards:
+            shards.append(SourceShard(part, tuple(groups), first, rows))
+            first += rows
+    return shards
+
+
+def source_batches(lake: Lake, run_id: str, shards: Sequence[SourceShard],
+                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """The pairs of ``shards`` in order as :data:`SOURCE_SCHEMA` slices of ``batch_rows`` rows."""
+    stored = PAIRS_SCHEMA.append(pa.field("contract_hash", pa.string()))
+    for shard in shards:
+        row = shard.first_row
+        if not shard.row_groups:
+            continue
+        with lake.fs.open_input_file(shard.part) as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows,
+                                                             row_groups=list(shard.row_groups)):
+                table = pa.Table.from_batches([batch])
+                n = table.num_rows
+                if "contract_hash" not in table.column_names:
+                    table = table.append_column("contract_hash", pa.nulls(n, pa.string()))
+                table = table.select(stored.names).cast(stored)
+                table = table.append_column("run_id", pa.repeat(run_id, n)).append_column(
+                    "_row", pa.array(np.arange(row, row + n, dtype=np.int64)))
+                row += n
+                yield table
+
+
+def _write_file(out: Path, fmt: ExportFormat, batches: Iterator[pa.Table], prov: Provenance) -> int:
+    """Write every row to one file at ``out`` atomically; return the rows written."""
+    rows = 0
+
+    def write(tmp: str) -> None:
+        nonlocal rows
+        sink = open_sink(tmp, FILE_SUFFIXES[out.suffix], fmt.schema.with_metadata(schema_metadata(prov, fmt.name)))
+        if fmt.whole_split:
+            tables = list(batches)
+            sink.write(fmt.convert(pa.concat_tables(tables) if tables else SOURCE_SCHEMA.empty_table()))
+        else:
+            for batch in batches:
+                sink.write(fmt.convert(batch))
+        sink.close(footer_metadata(prov, fmt.name))
+        rows = sink.rows
+
+    atomic_write(pafs.LocalFileSystem(), out.as_posix(), write)
+    return rows
+
+
+def export_pairs(run_id: str, out: str | os.PathLike[str], lake: Lake | None = None, *,
+                 format: str = "trl", test_share: float = 0.1, seed: int = 0,
+                 license_id: str | None = None) -> dict[str, Any]:
+    """Export run ``run_id``'s pairs in a trainer format.
+
+    Args:
+        run_id: The run whose ``pairs`` are exported.
+        out: ``*.jsonl`` / ``*.parquet`` for one file, any other path for a dataset folder.
+        lake: The lake (default: ``$RLHF_WIZARD_HOME``).
+        format: A name of :data:`rlhf_core.optimize.formats.FORMATS` (``trl`` by default).
+        test_share: Share of prompts in the folder's test split, in ``[0, 1)``.
+        seed: Split seed of the folder.
+        license_id: License stated on the card (default: the source dataset's, else unknown).
+
+    Returns:
+        ``path``, ``format``, ``rows`` (rows written: pairs, or KTO examples), ``contract_hash``,
+        and ``sha256`` (one file) or ``splits``, ``manifest_sha256`` and ``key_id`` (a folder).
 
     Raises:
-        DataError: The run has no pairs, or the suffix is not supported.
+        DataError: The run has no pairs, the format is unknown, ``hf`` was asked as a file, or
+            the test share is out of range.
     """
     lake = lake or Lake.from_env()
-    if run_id not in lake.list_runs(Table.PAIRS):
+    fmt = get_format(format)
+    parts = lake.part_paths(Table.PAIRS, run_id)
+    if not parts:
         raise DataError(f"run {run_id} has no DPO pairs in {lake.root}; run `rlhf-wizard optimize "
                         f"{run_id} --contract …` first")
-    table = lake.read_table(Table.PAIRS, run_id=run_id)
-    table = table.set_column(table.schema.get_field_index("run_id"), "run_id", pa.array(
-        [run_id] * table.num_rows, pa.string()))
-    hashes = set(table.column("contract_hash").to_pylist())
-    contract_hash = hashes.pop() if len(hashes) == 1 else ",".join(sorted(hashes))
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fs = pafs.LocalFileSystem()
-    if out.suffix == ".jsonl":
-        def write(tmp: str) -> None:
-            with fs.open_output_stream(tmp) as stream:
-                for row in table.to_pylist():
-                    stream.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-    elif out.suffix == ".parquet":
-        meta = {b"rlhf_wizard.contract_hash": contract_hash.encode(), b"rlhf_wizard.run_id": run_id.encode()}
-        stamped = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
-
-        def write(tmp: str) -> None:
-            pq.write_table(stamped, tmp, filesystem=fs, compression="zstd")
+    as_file = out.suffix in FILE_SUFFIXES
+    if as_file and fmt.folder_only:
+        raise DataError(f"{out}: --format {fmt.name} writes a dataset folder; give --out a folder path")
+    if not as_file and not 0.0 <= test_share < 1.0:
+        raise DataError(f"--test-share must be in [0, 1), got {test_share}")
+    prov = collect_provenance(lake, run_id, parts, license_id=license_id)
+    shards = plan_shards(lake, parts, SHARD_ROWS)
+    result: dict[str, Any] = {"path": str(out), "format": fmt.name, "contract_hash": prov.contract_hash}
+    if as_file:
+        result["rows"] = _write_file(out, fmt, prefetch(source_batches(lake, run_id, shards)), prov)
+        result["sha256"] = file_sha256(out)
     else:
-        raise DataError(f"{out}: unsupported export format {out.suffix!r}; use .jsonl or .parquet")
-    atomic_write(fs, out.as_posix(), write)
-    AuditLog(lake).append("export_written", str(out), {"run_id": run_id, "rows": table.num_rows,
-                                                       "contract_hash": contract_hash})
-    return {"path": str(out), "rows": table.num_rows, "contract_hash": contract_hash}
+        key = load_operator_key(lake)
+        groups = [shards] if fmt.whole_split else [[shard] for shard in shards]
+        sources = [partial(source_batches, lake, run_id, group) for group in groups]
+        folder = write_dataset_folder(out, fmt, sources, prov, key, test_share=test_share, seed=seed)
+        result.update(rows=sum(s.rows for s in folder.splits), splits={s.name: s.rows for s in folder.splits},
+                      manifest_sha256=folder.manifest_sha256, key_id=folder.key_id)
+    AuditLog(lake).append("export_written", str(out), {"run_id": run_id, **{
+        k: v for k, v in result.items() if k != "path"}})
+    return result
+
+
+def verify_folder(folder: str | os.PathLike[str], public_keys: Mapping[str, Ed25519PublicKey] | None = None,
+                  lake: Lake | None = None) -> VerifiedExport:
+    """Verify a signed export folder against ``public_keys`` (default: the lake's operator keys).
+
+    Raises:
+        SignatureError: No trusted key is available, or the folder fails (see
+            :func:`rlhf_core.optimize.export_manifest.verify_export`).
+    """
+    keys = public_keys if public_keys is not None else trusted_operator_keys(lake or Lake.from_env())
+    if not keys:
+        raise SignatureError(f"{folder}: no trusted operator key (no keys/operator.pub in the lake); "
+                             "pass --pubkey with the exporting operator's public key")
+    return verify_export(folder, keys)
