@@ -12,7 +12,7 @@ from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
 from flows.optimize_policy import OptimizePolicyParams, optimize_policy
 from flows.score_responses import ScoreResponsesParams, score_responses_with
 from flows.validate_contract import ValidateContractParams, validate_contract
-from ops.cancel import cancellation_reason
+from ops.cancel import cancellation_reason, shielded
 from ops.config import PipelineConfig
 from rlhf_core.errors import first_line
 from rlhf_core.remote import EndpointConfig
@@ -122,8 +122,9 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
         # Ctrl-C / SIGTERM / a cancel raise BaseExceptions that are not failures of the run. The
         # outcome is recorded without a task: the engine may be shutting down.
         status = "failed" if isinstance(exc, Exception) else "cancelled"
-        record_run_outcome(params.run_id, params.lake_root, status, counts,
-                           error=cancellation_reason(exc) or first_line(exc))
+        with shielded():  # a second Ctrl-C must not leave the run recorded as running
+            record_run_outcome(params.run_id, params.lake_root, status, counts,
+                               error=cancellation_reason(exc) or first_line(exc))
         raise
     finish_run(params.run_id, params.lake_root, "completed", counts)
     report = build_report(BuildReportParams(run_id=params.run_id, lake_root=params.lake_root))

@@ -12,6 +12,7 @@ never leaves a process behind.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -84,19 +85,33 @@ def stop_children(grace_s: float = GRACE_S) -> list[int]:
     return [c.pid for c in children]
 
 
+_SHIELD = threading.Event()
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Let the block finish before a SIGTERM / SIGINT interrupts it (e.g. recording a run's
+    outcome on the way out: a second Ctrl-C must not leave the run recorded as running)."""
+    _SHIELD.set()
+    try:
+        yield
+    finally:
+        _SHIELD.clear()
+
+
 @contextmanager
 def cancel_on_signals() -> Iterator[None]:
     """Raise :class:`RunCancelled` on SIGTERM / SIGINT inside the block; stop children on cancel.
 
-    A second signal while unwinding is ignored (the first one's cleanup is already running).
+    Every signal raises until this block's own cleanup starts, so one that a library absorbed
+    (a signal landing while Prefect finalises a task can be) is not the last word: the next one
+    cancels. Signals are not raised inside :func:`shielded` blocks or during the cleanup.
     """
     stopping = False
 
     def handler(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if stopping:
+        if stopping or _SHIELD.is_set():
             return
-        stopping = True
         raise RunCancelled(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}

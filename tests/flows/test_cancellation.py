@@ -54,16 +54,41 @@ def _own_tracebacks(out: str) -> list[str]:
     return [b[:400] for b in blocks if any(mark in b.split("\n\n")[0] for mark in ours)]
 
 
-def _cancel(proc: subprocess.Popen, lake: Lake, signum: int, delay_s: float) -> str:
-    """Send ``signum`` ``delay_s`` after the run recorded its start; return the run's output."""
+def _scoring_since(lake: Lake, started: float) -> bool:
+    """This attempt is scoring or has just scored (verification, optimisation, evaluation and
+    the report still to come)."""
+    staging = Path(lake.staging_path(Table.SCORES, "cx"))
+    try:
+        if staging.is_dir() and staging.stat().st_mtime >= started:
+            return True
+        return any(Path(p).stat().st_mtime >= started for p in lake.part_paths(Table.SCORES, "cx"))
+    except FileNotFoundError:  # renamed between the listing and the stat: look again
+        return False
+
+
+def _cancel(proc: subprocess.Popen, lake: Lake, signum: int, after_ingest: bool) -> str:
+    """Send ``signum`` once the run recorded its start (or, ``after_ingest``, once it committed its
+    ingest, mid-run); return the run's output."""
+    started = time.time()
     try:
         _wait_for(lambda: bool(lake.part_paths(Table.RUNS, "cx"))
                   and get_run(lake, "cx").status == "running", timeout_s=120)
-        time.sleep(delay_s)
+        if after_ingest:  # mid-run: scoring, with verification, optimisation and report to come
+            _wait_for(lambda: _scoring_since(lake, started), timeout_s=120)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "the run should have started a Prefect server and Dask processes"
         proc.send_signal(signum)
-        out, _ = proc.communicate(timeout=60)
+        # A signal that lands while Prefect finalises a task can be absorbed by it (a known
+        # window, see docs/architecture.md#cancellation); the next one then cancels, as a user's
+        # second Ctrl-C does. At most three, three seconds apart.
+        for _ in range(3):
+            try:
+                out, _ = proc.communicate(timeout=3)
+                break
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signum)
+        else:
+            out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -90,12 +115,12 @@ def _cancel(proc: subprocess.Popen, lake: Lake, signum: int, delay_s: float) -> 
 @pytest.mark.slow
 def test_signals_cancel_cleanly_at_two_stages_and_the_run_id_can_be_rerun(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    write_synthetic(data, 60_000, seed=4)
+    write_synthetic(data, 150_000, seed=4)
     lake = Lake(tmp_path / "lake")
-    _cancel(_start(tmp_path, data, "cx"), lake, signal.SIGTERM, delay_s=0.0)  # at start-up
-    _cancel(_start(tmp_path, data, "cx"), lake, signal.SIGINT, delay_s=8.0)  # mid-run, same id
+    _cancel(_start(tmp_path, data, "cx"), lake, signal.SIGTERM, after_ingest=False)  # at start-up
+    _cancel(_start(tmp_path, data, "cx"), lake, signal.SIGINT, after_ingest=True)  # mid-run, same id
     rerun = _start(tmp_path, data, "cx")
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out[-3000:]
     assert get_run(lake, "cx").status == "completed"
-    assert lake.count_rows(Table.SCORES, "cx") == 60_000
+    assert lake.count_rows(Table.SCORES, "cx") == 150_000
