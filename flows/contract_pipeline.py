@@ -121,7 +121,7 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
     except BaseException as exc:
         # Ctrl-C / SIGTERM / a cancel raise BaseExceptions that are not failures of the run. The
         # outcome is recorded without a task: the engine may be shutting down.
-        status = "failed" if isinstance(exc, Exception) else "cancelled"
+        status = "cancelled" if cancellation_reason(exc) else "failed"
         with shielded():  # a second Ctrl-C must not leave the run recorded as running
             record_run_outcome(params.run_id, params.lake_root, status, counts,
                                error=cancellation_reason(exc) or first_line(exc))

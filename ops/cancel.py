@@ -33,13 +33,29 @@ class RunCancelled(KeyboardInterrupt):
         super().__init__(f"cancelled by {signal.Signals(signum).name}")
 
 
+_RECEIVED: list[int] = []
+"""Signals :func:`cancel_on_signals` received in this process's current run (first first)."""
+
+
+def received_signal() -> int | None:
+    """The first cancelling signal received during the current run, if any."""
+    return _RECEIVED[0] if _RECEIVED else None
+
+
 def cancellation_reason(exc: BaseException) -> str | None:
-    """``cancelled by SIGTERM`` (or SIGINT) for a signal-driven stop, else None."""
+    """``cancelled by SIGTERM`` (or SIGINT) for a signal-driven stop, else None.
+
+    An exception of another type still counts once a cancelling signal was received: native code
+    converts the interrupt into its own error (DuckDB raises ``RuntimeError: Query interrupted``
+    when our ``RunCancelled`` lands inside a query).
+    """
     signum = getattr(exc, "signum", None) or getattr(exc, "signal", None)
     if isinstance(signum, int):
         return f"cancelled by {signal.Signals(signum).name}"
     if isinstance(exc, KeyboardInterrupt):
         return "cancelled by SIGINT"
+    if _RECEIVED:
+        return f"cancelled by {signal.Signals(_RECEIVED[0]).name}"
     return None
 
 
@@ -110,9 +126,13 @@ def cancel_on_signals() -> Iterator[None]:
     stopping = False
 
     def handler(signum: int, _frame: object) -> None:
+        if not _RECEIVED:
+            _RECEIVED.append(signum)
         if stopping or _SHIELD.is_set():
             return
         raise RunCancelled(signum)
+
+    _RECEIVED.clear()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -167,7 +167,7 @@ def run_pipeline(
     api = prefect_api()
     try:
         from flows.contract_pipeline import ContractPipelineParams, contract_pipeline
-        from ops.cancel import cancel_on_signals, cancellation_reason
+        from ops.cancel import cancel_on_signals, cancellation_reason, received_signal
         from ops.metrics import serve_metrics
         from ops.runtime import quiet_library_logs
         from rlhf_core.quality.gx import warm_up_in_background
@@ -189,7 +189,8 @@ def run_pipeline(
                 raise
             _out.print(f"run {run_id} {reason}: recorded as cancelled; nothing partial was "
                        f"published (re-run it with --run-id {run_id})")
-            signum = getattr(exc, "signum", None) or getattr(exc, "signal", None) or 2
+            signum = (getattr(exc, "signum", None) or getattr(exc, "signal", None)
+                      or received_signal() or 2)
             raise typer.Exit(code=128 + int(signum)) from None
     finally:
         api.close()
