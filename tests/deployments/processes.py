@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -120,3 +122,23 @@ def processes_with_env(name: str, value: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
+
+
+@contextmanager
+def prefect_server(home: Path, log: Path, **settings: str) -> Iterator[tuple[str, Service]]:
+    """A real ``prefect server start`` on 127.0.0.1 with its own ``PREFECT_HOME``, no UI, and the
+    given ``PREFECT_*`` settings; yields ``(api_url, service)`` and proves on exit that none of
+    its processes is left."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(QUIET_ENV, PREFECT_HOME=str(home), PREFECT_UI_ENABLED="false", **settings)
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    service = Service("prefect server", [prefect, "server", "start", "--host", "127.0.0.1",
+                                         "--port", str(port)], env, log)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/api/health", 150, service)
+        yield f"http://127.0.0.1:{port}/api", service
+    finally:
+        survivors = service.stop()
+    assert not survivors, f"processes left behind by the server: {survivors}"
+    assert not processes_with_env("PREFECT_HOME", str(home)), "a process of the server is still running"

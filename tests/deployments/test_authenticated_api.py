@@ -20,7 +20,7 @@ import pytest
 from rlhf_core.ingest.generator import write_synthetic
 from rlhf_core.lake.runs import get_run
 from rlhf_core.lake.store import Lake
-from tests.deployments.processes import QUIET_ENV, Service, free_port, wait_http_ok
+from tests.deployments.processes import QUIET_ENV, prefect_server
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +32,8 @@ SECRET = "operator:correct horse battery staple"
 @pytest.fixture(scope="module")
 def locked_server(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("locked-server")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(QUIET_ENV, PREFECT_HOME=str(home), PREFECT_UI_ENABLED="false",
-               PREFECT_SERVER_API_AUTH_STRING=SECRET)
-    service = Service("locked prefect server", [str(BIN / "prefect"), "server", "start", "--host",
-                                                "127.0.0.1", "--port", str(port)], env,
-                      home / "server.log")
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/api/health", 150, service)
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        assert not service.stop(), "processes left behind by the server"
+    with prefect_server(home, home / "server.log", PREFECT_SERVER_API_AUTH_STRING=SECRET) as (api, _):
+        yield api
 
 
 def _env(api: str, home: Path, credential: str | None) -> dict[str, str]:

@@ -25,9 +25,8 @@ from rlhf_core.security.audit import AuditLog
 from tests.deployments.processes import (
     QUIET_ENV,
     Service,
-    free_port,
+    prefect_server,
     processes_with_env,
-    wait_http_ok,
 )
 
 pytestmark = pytest.mark.integration
@@ -50,19 +49,9 @@ def _client_env(base: dict[str, str], api: str, home: Path) -> dict[str, str]:
 def server(tmp_path_factory: pytest.TempPathFactory):
     """A real Prefect server (own home, analytics off, scheduler looping every 2 s)."""
     home = tmp_path_factory.mktemp("prefect-server-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(QUIET_ENV, PREFECT_HOME=str(home), PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
-               PREFECT_UI_ENABLED="false")
-    service = Service("prefect server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                         "--port", str(port)], env, home / "server.log")
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/api/health", 150, service)
-        yield f"http://127.0.0.1:{port}/api", service
-    finally:
-        survivors = service.stop()
-    assert not survivors, f"processes left behind by the server: {survivors}"
-    assert not processes_with_env("PREFECT_HOME", str(home)), "a process of the server is still running"
+    with prefect_server(home, home / "server.log",
+                        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2") as running:
+        yield running
 
 
 def _call(method: str, url: str, **kwargs) -> httpx.Response:

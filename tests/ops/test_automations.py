@@ -35,13 +35,7 @@ from ops.automations import (
 from ops.deployments import PREFECT_FILE, load_deployments
 from rlhf_core.errors import ConfigError
 from tests.conftest import REPO_ROOT
-from tests.deployments.processes import (
-    QUIET_ENV,
-    Service,
-    free_port,
-    processes_with_env,
-    wait_http_ok,
-)
+from tests.deployments.processes import QUIET_ENV, prefect_server
 
 BIN = Path(sys.executable).parent
 WINDOW_S = 10  # the shortest window Prefect accepts for a proactive trigger
@@ -139,20 +133,9 @@ assert out["exceeded"] == ["quarantine"], out
 @pytest.fixture()
 def server(tmp_path: Path):
     """A real Prefect server (own home, proactive triggers evaluated every second)."""
-    home = tmp_path / "prefect-server-home"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(QUIET_ENV, PREFECT_HOME=str(home), PREFECT_UI_ENABLED="false",
-               PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY="PT1S")
-    service = Service("prefect server", [str(BIN / "prefect"), "server", "start", "--host",
-                                         "127.0.0.1", "--port", str(port)], env, tmp_path / "server.log")
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/api/health", 150, service)
-        yield f"http://127.0.0.1:{port}/api", service
-    finally:
-        survivors = service.stop()
-    assert not survivors, f"processes left behind by the server: {survivors}"
-    assert not processes_with_env("PREFECT_HOME", str(home)), "a process of the server is still running"
+    with prefect_server(tmp_path / "prefect-server-home", tmp_path / "server.log",
+                        PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY="PT1S") as running:
+        yield running
 
 
 def _short_windows(folder: Path) -> None:
