@@ -121,7 +121,8 @@ def cancel_on_signals() -> Iterator[None]:
 
     Every signal raises until this block's own cleanup starts, so one that a library absorbed
     (a signal landing while Prefect finalises a task can be) is not the last word: the next one
-    cancels. Signals are not raised inside :func:`shielded` blocks or during the cleanup.
+    cancels. Signals are not raised inside :func:`shielded` blocks or during the cleanup, and after
+    a cancellation they stay ignored while the process exits.
     """
     stopping = False
 
@@ -145,4 +146,7 @@ def cancel_on_signals() -> Iterator[None]:
         raise
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Once cancelling, the process is on its way out (printing the outcome, stopping a
+            # temporary Prefect server): a user's further Ctrl-C / SIGTERM must not kill it with
+            # the default action and a signal exit code halfway through that.
+            signal.signal(sig, signal.SIG_IGN if stopping else old)
