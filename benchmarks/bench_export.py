@@ -49,6 +49,9 @@ def _pairs(rows: int, seed: int = 0) -> pa.Table:
         "chosen_reward": chosen_reward, "rejected_reward": rejected_reward,
         "margin": chosen_reward - rejected_reward,
         "strategy": pa.array(["best_vs_worst"] * rows).dictionary_encode().cast(pa.string()),
+        "weight": pa.repeat(pa.scalar(1.0, pa.float32()), rows), "kind": pa.repeat("pair", rows),
+        "chosen_desirable": pa.repeat(True, rows), "rejected_desirable": pa.repeat(False, rows),
+        "disagrees": pa.repeat(False, rows),
         "contract_hash": pa.array(["sha256:" + "ab" * 32] * rows),
     }, schema=SCHEMA)
 

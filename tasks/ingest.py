@@ -21,11 +21,13 @@ def ingest_source(
     max_failure_rate: float,
     part_rows: int,
     contract: str | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
     """Read ``source``, quarantine bad rows, write the accepted tables to the lake.
 
     With ``contract``, its inputs' null policy applies too (rows missing a contract input are
-    quarantined with ``missing_contract_input`` or filled with the declared default).
+    quarantined with ``missing_contract_input``, filled with the declared default, or vetoed).
+    ``split`` picks the split of a Hugging Face dataset folder read through ``mapping``.
 
     Returns:
         Row counts (``rows_in`` = ``accepted`` + ``quarantined``; every stage's conservation is
@@ -41,7 +43,7 @@ def ingest_source(
         from rlhf_core.ingest.nulls import null_inputs
 
         nulls = null_inputs(load_contract(contract).program)
-    result = read_source(source, run_id=run_id, adapter=adapter, mapping=mapping)
+    result = read_source(source, run_id=run_id, adapter=adapter, mapping=mapping, split=split)
     written = write_ingest(Lake(lake_root), run_id, result, max_failure_rate=max_failure_rate,
                            part_rows=part_rows, null_inputs=nulls)
     counts = written.counts()

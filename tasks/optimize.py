@@ -16,10 +16,12 @@ from rlhf_core.lake.catalog import PAIRS_SCHEMA, SELECTIONS_SCHEMA, Table
 from rlhf_core.lake.store import Lake
 from rlhf_core.optimize import (
     KLPolicyConfig,
+    PairPolicy,
+    build_pairs,
     compute_pareto,
     optimize_policy,
-    select_pairs_table,
 )
+from rlhf_core.optimize.length_gate import length_gate
 from rlhf_core.scoring.schema import quantifier_columns
 from tasks.policies import IO_RETRY_OPTIONS
 
@@ -79,19 +81,23 @@ def solve_kl_policy(contract_path: str, run_id: str, lake_root: str, cost_column
 
 @task(name="export-dpo-pairs", **IO_RETRY_OPTIONS)
 def export_dpo_pairs(contract_path: str, run_id: str, lake_root: str) -> dict[str, Any]:
-    """TRL DPO pairs under the contract's selection settings; ``pairs`` stamped with the hash."""
+    """Pairs under the contract's pair policy; ``pairs`` stamped with the hash; the length gate's
+    verdict stored with the counts (a failed gate stops the export, not the run)."""
     lake = Lake(lake_root)
     contract = load_contract(contract_path)
-    selection = contract.spec.selection
-    pairs, counts = select_pairs_table(
+    policy = PairPolicy.from_selection(contract.spec.selection)
+    labelled = (lake.read_run(Table.PREFERENCES, run_id)
+                if policy.pairing == "human" and lake.part_paths(Table.PREFERENCES, run_id) else None)
+    built = build_pairs(
         lake.read_run(Table.SCORES, run_id),
         lake.read_run(Table.RESPONSES, run_id, columns=["response_id", "prompt", "response"]),
-        selection.pairing, margin=selection.min_margin, seed=selection.seed,
-        prompt_clauses=quantifier_columns(contract.program), contract_hash=contract.hash, run_id=run_id,
+        policy, preferences=labelled, prompt_clauses=quantifier_columns(contract.program),
+        contract_hash=contract.hash, run_id=run_id,
     )
-    pairs = pairs.drop_columns(["run_id"])
+    pairs = built.table.drop_columns(["run_id"])
     schema = PAIRS_SCHEMA.append(pa.field("contract_hash", pa.string()))
     path = lake.write_partition(Table.PAIRS, run_id, pairs, schema,
                                 metadata={"rlhf_wizard.contract_hash": contract.hash})
-    _save_json(lake, run_id, "pairs", counts)
-    return {**counts, "path": path}
+    gate = length_gate(pairs, built.lengths, policy.max_chosen_longer, run_id)
+    _save_json(lake, run_id, "pairs", {**built.counts, "policy": policy.as_dict(), "length_gate": gate})
+    return {**built.counts, "length_gate": gate, "path": path}

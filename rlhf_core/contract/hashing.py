@@ -2,10 +2,10 @@
 
 The normalised document has every default filled, weights normalised to sum to 1 (rounded to
 12 significant digits), numbers as floats, the description's whitespace collapsed, utilities
-and clauses in the Legal-Blocks printer's canonical form, ``max_candidates``, ``acknowledge``
-and an input's ``on_null`` only when set (so contracts written before those keys existed keep
-their hash), and no signatures. YAML style, key order, comments and whitespace inside expressions therefore do not
-change the hash; any change of meaning does.
+and clauses in the Legal-Blocks printer's canonical form, ``max_candidates``, ``acknowledge``,
+an input's ``on_null`` and the selection's pair-policy keys only when set (so contracts written
+before those keys existed keep their hash), and no signatures. YAML style, key order, comments
+and whitespace inside expressions therefore do not change the hash; any change of meaning does.
 
 References:
     RFC 8785, JSON Canonicalization Scheme (JCS). https://www.rfc-editor.org/rfc/rfc8785
@@ -61,7 +61,29 @@ def _input_document(decl: Any) -> dict[str, Any]:
     if decl.on_null != "quarantine":  # added later: only when set, so older hashes stay
         default = decl.default
         out["on_null"] = decl.on_null
-        out["default"] = float(default) if decl.dtype in ("float", "int") else default
+        numeric = decl.dtype in ("float", "int") and default is not None
+        out["default"] = float(default) if numeric else default
+    return out
+
+
+_POLICY_DEFAULTS: dict[str, Any] = {
+    "max_pairs_per_prompt": None, "reward_threshold": None, "ties": "drop", "weight": "none",
+    "on_disagreement": "flag", "criterion": None, "length_balance": False, "max_chosen_longer": None,
+}
+"""Pair-policy keys added later, with the default that leaves them out of the hash."""
+
+
+def _selection_document(selection: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "pairing": selection.pairing,
+        "min_margin": float(selection.min_margin),
+        "kl_beta": float(selection.kl_beta),
+        "seed": int(selection.seed),
+    }
+    for key, default in _POLICY_DEFAULTS.items():  # only when set, so older hashes stay
+        value = getattr(selection, key)
+        if value != default:
+            out[key] = float(value) if key in ("reward_threshold", "max_chosen_longer") else value
     return out
 
 
@@ -107,12 +129,7 @@ def normalized_document(contract: LoadedContract) -> dict[str, Any]:
             "floor_reward": float(program.floor_reward),
         },
         "clauses": canonical_clauses(contract),
-        "selection": {
-            "pairing": spec.selection.pairing,
-            "min_margin": float(spec.selection.min_margin),
-            "kl_beta": float(spec.selection.kl_beta),
-            "seed": int(spec.selection.seed),
-        },
+        "selection": _selection_document(spec.selection),
         "approval": {"quorum": int(spec.approval.quorum)},
         **optional,
     }

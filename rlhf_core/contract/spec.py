@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
@@ -29,7 +30,10 @@ from pydantic import (
 
 DType = Literal["float", "int", "bool", "str"]
 Rule = Literal["weighted_sum", "utilitarian", "nash_bargaining", "max_min", "lexicographic"]
-Pairing = Literal["best_vs_worst", "all_above_margin", "best_vs_random"]
+Pairing = Literal["best_vs_worst", "all_above_margin", "best_vs_random", "all_pairs", "adjacent",
+                  "threshold", "human"]
+TiePolicy = Literal["drop", "keep", "kto"]
+PairWeight = Literal["none", "margin_sigmoid", "label_confidence"]
 Acknowledgement = Literal["nan_risk"]
 
 IDENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -61,13 +65,15 @@ class InputSpec(_Strict):
 
     ``range`` is inclusive, needs ``lo <= hi`` and applies only to numeric dtypes. ``on_null``
     says what the ingest does with a row whose value is missing: ``quarantine`` it (rule
-    ``missing_contract_input``; the default) or score it with ``default`` in its place
-    (``on_null: default`` needs ``default``, of the input's type and inside its range).
+    ``missing_contract_input``; the default), score it with ``default`` in its place
+    (``on_null: default`` needs ``default``, of the input's type and inside its range), or keep
+    it ``veto``-ed (floor reward; ``default`` is then the optional placeholder it is computed
+    with, else the range's low end, 0, false or "").
     """
 
     dtype: DType
     range: tuple[Number, Number] | None = None
-    on_null: Literal["quarantine", "default"] = "quarantine"
+    on_null: Literal["quarantine", "default", "veto"] = "quarantine"
     default: bool | int | float | str | None = None
 
     @field_validator("range")
@@ -90,9 +96,11 @@ class InputSpec(_Strict):
                 raise ValueError("on_null: default needs 'default: <value>' (what a missing value "
                                  "is scored as)")
             self._check_default(self.default)
+        elif self.on_null == "veto" and self.default is not None:
+            self._check_default(self.default)
         elif self.default is not None:
-            raise ValueError("'default' applies only with on_null: default; add it or remove "
-                             "'default'")
+            raise ValueError("'default' applies only with on_null: default or veto; add one or "
+                             "remove 'default'")
         return self
 
     def _check_default(self, value: object) -> None:
@@ -168,12 +176,28 @@ class AggregationSpec(_Strict):
 
 
 class SelectionSpec(_Strict):
-    """How preference pairs / selections are drawn from each prompt's candidates."""
+    """How preference pairs / selections are drawn from each prompt's candidates.
+
+    The pair policy (docs/contracts.md#selection): ``pairing`` picks the pairs,
+    ``max_pairs_per_prompt`` caps them per prompt (largest margins kept), ``ties`` says what
+    happens to two allowed candidates of equal reward, ``weight`` gives every pair a weight,
+    ``human`` pairs are the dataset's own labelled pairs (``criterion``, ``on_disagreement``),
+    and ``max_chosen_longer`` / ``length_balance`` bound the pairs' length bias. Keys that only
+    make sense with another setting are refused with the setting they need.
+    """
 
     pairing: Pairing = "best_vs_worst"
     min_margin: Number = 0.0
     kl_beta: Number = 0.1
     seed: StrictInt = 0
+    max_pairs_per_prompt: Annotated[StrictInt, Field(ge=1)] | None = None
+    reward_threshold: Number | None = None
+    ties: TiePolicy = "drop"
+    weight: PairWeight = "none"
+    on_disagreement: Literal["flag", "drop"] = "flag"
+    criterion: Ident | None = None
+    length_balance: StrictBool = False
+    max_chosen_longer: Number | None = None
 
     @field_validator("min_margin")
     @classmethod
@@ -188,6 +212,53 @@ class SelectionSpec(_Strict):
         if _finite(value, "kl_beta") <= 0:
             raise ValueError(f"kl_beta must be > 0, got {value}")
         return float(value)
+
+    @field_validator("reward_threshold")
+    @classmethod
+    def _check_threshold(cls, value: float | None) -> float | None:
+        return None if value is None else _finite(value, "reward_threshold")
+
+    @field_validator("max_chosen_longer")
+    @classmethod
+    def _check_longer(cls, value: float | None) -> float | None:
+        if value is None:
+            return None
+        if not 0 < _finite(value, "max_chosen_longer") <= 1:
+            raise ValueError(f"max_chosen_longer is a share of pairs in (0, 1], got {value}; "
+                             "e.g. 0.65")
+        return float(value)
+
+    @model_validator(mode="after")
+    def _policy_combinations(self) -> SelectionSpec:
+        pairing = self.pairing
+        if self.max_pairs_per_prompt is not None and pairing in ("best_vs_worst", "best_vs_random"):
+            raise _located(("max_pairs_per_prompt",),
+                           f"pairing {pairing} makes one pair per prompt; max_pairs_per_prompt "
+                           "applies to all_pairs, all_above_margin, adjacent, threshold and human")
+        if pairing == "threshold":
+            if self.reward_threshold is None:
+                raise _located(("pairing",), "pairing: threshold needs reward_threshold: <reward> "
+                               "(chosen at or above it, rejected below it)")
+            if self.ties != "drop":
+                raise _located(("ties",), "threshold pairs never tie (chosen >= threshold > "
+                               "rejected); remove ties")
+        if self.ties == "kto" and self.reward_threshold is None:
+            raise _located(("ties",), "ties: kto needs reward_threshold: <reward> (a tied response "
+                           "at or above it is a desirable KTO example, below it undesirable)")
+        if self.reward_threshold is not None and pairing != "threshold" and self.ties != "kto":
+            raise _located(("reward_threshold",), "reward_threshold applies to pairing: threshold "
+                           "and ties: kto; remove it or set one of those")
+        if pairing != "human":
+            for key, default in (("criterion", None), ("on_disagreement", "flag")):
+                if getattr(self, key) != default:
+                    raise _located((key,), f"'{key}' applies only to pairing: human; remove it")
+            if self.weight == "label_confidence":
+                raise _located(("weight",), "weight: label_confidence needs pairing: human (only "
+                               "labelled pairs have a label confidence); use margin_sigmoid")
+        elif self.min_margin != 0:
+            raise _located(("min_margin",), "min_margin does not apply to pairing: human (the "
+                           "labels decide the pairs); remove it")
+        return self
 
 
 class ApprovalSpec(_Strict):

@@ -89,8 +89,8 @@ def gate_ingest(
         run_id: The ingest run id (named in errors and stored in quarantine rows).
         max_failure_rate: Highest tolerated failing fraction per stage, in [0, 1].
         null_inputs: The contract's inputs and their ``on_null`` (see
-            :mod:`rlhf_core.ingest.nulls`): responses missing one are quarantined or filled, and
-            pairs with a quarantined side follow them.
+            :mod:`rlhf_core.ingest.nulls`): responses missing one are quarantined, filled or
+            vetoed (kept, flagged ``null_veto``), and pairs with a quarantined side follow them.
 
     Returns:
         The gated tables.
@@ -144,7 +144,8 @@ def gate_ingest(
             "duplicates": result.duplicates,
         },
         "responses": responses.suite_result,
-        "contract_nulls": {"quarantined": nulls.quarantined.num_rows, "filled": nulls.filled},
+        "contract_nulls": {"quarantined": nulls.quarantined.num_rows, "filled": nulls.filled,
+                           "vetoed": nulls.vetoed, "vetoed_rows": nulls.vetoed_rows},
         "preferences": preferences.suite_result,
         "quarantined_total": quarantine.num_rows,
     }

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from rlhf_core.contract.program import ContractProgram
 from rlhf_core.lake.fs import atomic_write
-from rlhf_core.lake.schemas import attribute_fields, responses_schema
+from rlhf_core.lake.schemas import PROMPT_MESSAGES_FIELD, attribute_fields, responses_schema
 
 GENERATED_ATTRIBUTES = (
     "helpfulness",
@@ -48,8 +48,12 @@ GENERATED_ATTRIBUTES = (
     "severity",
     "length",
 )
-SYNTHETIC_SCHEMA = responses_schema(attribute_fields(GENERATED_ATTRIBUTES))
-"""Schema of generated tables: the ``responses`` base columns plus the attributes above."""
+SYNTHETIC_SCHEMA = pa.schema([
+    f for f in responses_schema(attribute_fields(GENERATED_ATTRIBUTES))
+    if f.name != PROMPT_MESSAGES_FIELD.name])
+"""Schema of generated tables: the ``responses`` base columns plus the attributes above. Without
+``prompt_messages``: every generated prompt is one user turn, which the native reader fills in
+(writing it here would only add bytes to every generated file)."""
 
 PREFERENCES_DIR = "preferences"
 """Sub-folder of a generated dataset holding its synthetic preference labels (when drawn)."""

@@ -17,12 +17,15 @@ from rlhf_core.ingest.adapters.base import IngestResult
 from rlhf_core.ingest.generator import PREFERENCES_DIR
 from rlhf_core.lake.catalog import QUARANTINE_SCHEMA
 from rlhf_core.lake.schemas import (
+    NULL_VETO_COLUMN,
     PREFERENCE_BASE_FIELDS,
+    PROMPT_MESSAGES_FIELD,
     RESPONSE_BASE_FIELDS,
     preference_label_columns,
     preferences_schema,
     response_attribute_columns,
     responses_schema,
+    user_turns,
 )
 
 
@@ -46,6 +49,9 @@ def parquet_files(source: str | Path) -> list[str]:
 def read_native_responses(source: str | Path, *, run_id: str) -> IngestResult:
     """Read normalised responses Parquet; every row is a candidate for the quality gates.
 
+    Files without ``prompt_messages`` (written before it existed, or by other tools) get the
+    single user turn ``[{"role": "user", "content": prompt}]``.
+
     Raises:
         DataError: A base column is missing or has the wrong type (names file and column).
     """
@@ -56,8 +62,12 @@ def read_native_responses(source: str | Path, *, run_id: str) -> IngestResult:
     if missing:
         raise DataError(f"{source}: not a normalised responses table, missing {missing}; use "
                         "--adapter NAME or --mapping FILE to ingest other data")
+    if PROMPT_MESSAGES_FIELD.name not in names:  # written before conversations were kept
+        table = table.append_column(PROMPT_MESSAGES_FIELD, user_turns(table.column("prompt")))
     attributes = [table.schema.field(n) for n in response_attribute_columns(table.schema)]
     schema = responses_schema(attributes)
+    if NULL_VETO_COLUMN in names:  # re-ingested lake data keeps its vetoes
+        schema = schema.append(pa.field(NULL_VETO_COLUMN, pa.bool_()))
     try:
         table = table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

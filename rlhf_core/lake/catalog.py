@@ -120,8 +120,17 @@ PAIRS_SCHEMA = pa.schema([
     ("rejected_reward", pa.float32()),
     ("margin", pa.float32()),
     ("strategy", pa.string()),
+    ("weight", pa.float32()),
+    ("kind", pa.string()),
+    ("chosen_desirable", pa.bool_()),
+    ("rejected_desirable", pa.bool_()),
+    ("disagrees", pa.bool_()),
 ])
-"""DPO pairs in TRL's standard preference format plus ids, rewards, margin and strategy."""
+"""DPO pairs in TRL's standard preference format plus ids, rewards, margin and strategy, and the
+pair policy's columns (:mod:`rlhf_core.optimize.pair_rows`): ``weight``; ``kind`` (``pair``, a
+kept ``tie`` with margin 0, or ``unpaired``: two tied responses exported only as KTO examples);
+the KTO label of each side (``chosen_desirable`` / ``rejected_desirable``, null where a side has
+none); ``disagrees`` (a labelled pair the contract's reward ranks the other way)."""
 
 MODEL_SCHEMA = pa.schema([
     ("criterion", pa.string()),

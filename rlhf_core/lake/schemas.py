@@ -2,8 +2,8 @@
 
 Each of these tables has one explicit schema, defined here and nowhere else:
 
-* ``responses``: fixed identity/text columns (:data:`RESPONSE_BASE_FIELDS`) followed by typed,
-  nullable attribute columns. Which attributes a table carries depends on the dataset, so the
+* ``responses``: fixed identity/text columns (:data:`RESPONSE_BASE_FIELDS`, with
+  :data:`PROMPT_MESSAGES_FIELD` after ``prompt``) followed by typed, nullable attribute columns. Which attributes a table carries depends on the dataset, so the
   schema is built by :func:`responses_schema` from attribute fields; the canonical attribute
   fields of the known datasets (HelpSteer ratings, PKU-SafeRLHF safety and the 19 harm
   categories, UltraFeedback ``score``, the synthetic ``length``) are defined once in
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 RESPONSE_BASE_FIELDS: tuple[pa.Field, ...] = (
@@ -34,7 +35,23 @@ RESPONSE_BASE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("source_line", pa.int64(), nullable=True),
     pa.field("ingest_run", pa.string(), nullable=False),
 )
-"""Identity and text columns every ``responses`` table starts with (``source_line`` 1-based)."""
+"""Identity and text columns every ``responses`` part carries (``source_line`` 1-based)."""
+
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+"""One chat message, ``{"role": ..., "content": ...}`` (the Hugging Face / TRL chat layout)."""
+
+PROMPT_MESSAGES_FIELD = pa.field("prompt_messages", pa.list_(MESSAGE_TYPE), nullable=True)
+"""The prompt as the conversation before the response: every turn, in order (roles ``user``,
+``assistant``, ``system`` ...). ``prompt`` is the same prompt rendered as text (what contracts
+read, e.g. ``len(prompt)``, and what ``prompt_id`` hashes). Single-turn sources carry
+``[{"role": "user", "content": prompt}]``. Written by every ingest; partitions written before it
+existed lack it (readers then fall back to that single user turn), so it is not among
+:data:`RESPONSE_BASE_FIELDS`, which every part must carry."""
+
+NULL_VETO_COLUMN = "null_veto"
+"""Optional ``bool`` column the ingest gate adds when a contract input declares
+``on_null: veto``: true where such an input was null (and filled with a placeholder). The scorer
+ORs it into the contract's ``veto`` (floor reward), so a null never reaches it."""
 
 PKU_HARM_CATEGORIES: tuple[str, ...] = (
     "Endangering National Security",
@@ -99,7 +116,8 @@ PREFERENCE_BASE_FIELDS: tuple[pa.Field, ...] = (
 )
 """Pair columns every ``preferences`` table starts with; label columns follow."""
 
-_RESPONSE_BASE_NAMES = frozenset(f.name for f in RESPONSE_BASE_FIELDS)
+_RESPONSE_BASE_NAMES = frozenset(
+    [*(f.name for f in RESPONSE_BASE_FIELDS), PROMPT_MESSAGES_FIELD.name, NULL_VETO_COLUMN])
 _PREFERENCE_BASE_NAMES = frozenset(f.name for f in PREFERENCE_BASE_FIELDS)
 
 
@@ -113,7 +131,8 @@ def attribute_fields(names: Iterable[str]) -> list[pa.Field]:
 
 
 def responses_schema(attributes: Sequence[pa.Field]) -> pa.Schema:
-    """The ``responses`` schema: base fields followed by the given attribute fields.
+    """The ``responses`` schema: base fields (``prompt_messages`` after ``prompt``) followed by
+    the given attribute fields.
 
     Args:
         attributes: Typed attribute fields; each is made nullable.
@@ -124,7 +143,23 @@ def responses_schema(attributes: Sequence[pa.Field]) -> pa.Schema:
     clash = [f.name for f in attributes if f.name in _RESPONSE_BASE_NAMES]
     if clash:
         raise ValueError(f"attribute columns {clash} clash with base response columns")
-    return pa.schema([*RESPONSE_BASE_FIELDS, *(f.with_nullable(True) for f in attributes)])
+    base = list(RESPONSE_BASE_FIELDS)
+    base.insert([f.name for f in base].index("prompt") + 1, PROMPT_MESSAGES_FIELD)
+    return pa.schema([*base, *(f.with_nullable(True) for f in attributes)])
+
+
+def user_turns(prompts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """Each prompt text as a one-message conversation ``[{"role": "user", "content": text}]``.
+
+    Built without copying the text (the struct's ``content`` child is ``prompts`` itself), so
+    filling ``prompt_messages`` of a single-turn table costs an offsets and a role buffer.
+    """
+    content = prompts.combine_chunks() if isinstance(prompts, pa.ChunkedArray) else prompts
+    n = len(content)
+    messages = pa.StructArray.from_arrays([pa.repeat(pa.scalar("user"), n), content.cast(pa.string())],
+                                          fields=list(MESSAGE_TYPE))
+    return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), messages,
+                                    type=PROMPT_MESSAGES_FIELD.type)
 
 
 def preferences_schema(criteria: Sequence[str]) -> pa.Schema:

@@ -14,6 +14,8 @@ from rlhf_core.optimize.kl_policy import (
     tilted_policy,
 )
 from rlhf_core.optimize.objectives import hard_constraint, lexicographic, max_min, soft_max_min
+from rlhf_core.optimize.pair_policy import PairPolicy
+from rlhf_core.optimize.pair_set import PairSet, build_pairs, select_pairs_table
 from rlhf_core.optimize.pairs import STRATEGIES, PairSelection, select_pairs
 from rlhf_core.optimize.pareto import (
     choose,
@@ -29,7 +31,6 @@ from rlhf_core.optimize.tables import (
     ScoreTensor,
     optimize_policy,
     scores_to_tensor,
-    select_pairs_table,
 )
 
 __all__ = [
@@ -39,10 +40,13 @@ __all__ = [
     "KLPolicyConfig",
     "KLPolicyResult",
     "NashPoint",
+    "PairPolicy",
     "PairSelection",
+    "PairSet",
     "SNESState",
     "ScoreTensor",
     "SearchResult",
+    "build_pairs",
     "check_policy",
     "choose",
     "compute_pareto",

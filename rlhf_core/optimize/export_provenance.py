@@ -124,12 +124,18 @@ class Provenance:
     inputs: Future[list[dict[str, Any]]] | None = None
 
     def pair_policy(self) -> dict[str, Any]:
-        """The contract's selection rules and the selection's counts."""
+        """The contract's pair policy (the settings that differ from the defaults besides
+        ``pairing``, ``min_margin`` and ``seed``), the selection's counts and its length gate."""
         policy: dict[str, Any] = {}
         if self.contract is not None:
-            sel = self.contract.spec.selection
-            policy = {"pairing": sel.pairing, "min_margin": sel.min_margin, "seed": sel.seed}
-        return {**policy, "counts": self.pair_counts}
+            from rlhf_core.optimize.pair_policy import PairPolicy
+
+            chosen, default = PairPolicy.from_selection(self.contract.spec.selection).as_dict(), PairPolicy().as_dict()
+            policy = {k: v for k, v in chosen.items()
+                      if k in ("pairing", "min_margin", "seed") or v != default[k]}
+        doc = self.pair_counts or {}
+        counts = {k: v for k, v in doc.items() if isinstance(v, int) and not isinstance(v, bool)}
+        return {**policy, "counts": counts or None, "length_gate": doc.get("length_gate")}
 
     def as_dict(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """JSON provenance for the manifest and the Parquet metadata (waits for the digests)."""

@@ -7,8 +7,8 @@ trainer's columns, with one explicit output schema. Row-wise formats convert bat
 
 | format | columns (types) | documented at |
 |---|---|---|
-| ``trl`` | prompt, chosen, rejected (string) + ids, rewards, margin, strategy, contract_hash, run_id | TRL dataset formats, standard preference |
-| ``trl-conversational`` | prompt = [{role: user}], chosen / rejected = [{role: assistant}] | TRL dataset formats, conversational preference |
+| ``trl`` | prompt, chosen, rejected (string) + ids, rewards, margin, strategy, the pair policy's columns (weight, kind, KTO labels, disagrees), contract_hash, run_id | TRL dataset formats, standard preference |
+| ``trl-conversational`` | prompt = every turn before the response (``prompt_messages``), chosen / rejected = [{role: assistant}] | TRL dataset formats, conversational preference |
 | ``kto`` | prompt, completion (string), label (bool) | TRL dataset formats, unpaired preference |
 | ``reward`` | prompt, chosen, rejected (string), margin (float32) | TRL RewardTrainer (optional ``margin``) |
 | ``openrlhf`` | prompt, chosen, rejected (string), margin (float32) | OpenRLHF ``reward_dataset.py`` (``--prompt_key prompt``) |
@@ -17,9 +17,13 @@ trainer's columns, with one explicit output schema. Row-wise formats convert bat
 | ``hf`` | as ``trl``, as a Hugging Face dataset folder only | Hugging Face dataset cards |
 
 KTO rule: each pair contributes its chosen response with ``label = True`` and its rejected one
-with ``label = False``; a response in several pairs is one example (deduplicated by response
-id, first occurrence order). A response chosen in one pair and rejected in another (possible
-with ``all_above_margin``) has no unambiguous label and is left out.
+with ``label = False`` (the stored ``chosen_desirable`` / ``rejected_desirable``); the
+``unpaired`` rows of ``ties: kto`` contribute both tied responses with the label the pair policy
+gave them (desirable when allowed and at or above ``reward_threshold``), and a tie kept as a pair
+(``ties: keep``) contributes nothing. A response in several pairs is one example (deduplicated by
+response id, first occurrence order). A response labelled both ways (possible with
+``all_above_margin``) has no unambiguous label and is left out. Every other format skips the
+``unpaired`` rows.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import pyarrow.compute as pc
 
 from rlhf_core.errors import DataError
 from rlhf_core.lake.catalog import PAIRS_SCHEMA
+from rlhf_core.lake.schemas import MESSAGE_TYPE, PROMPT_MESSAGES_FIELD, user_turns
+from rlhf_core.optimize.pair_rows import complete_pairs
 
 __all__ = ["FORMATS", "MESSAGE", "SOURCE_SCHEMA", "ExportFormat", "get_format"]
 
@@ -40,7 +46,7 @@ SOURCE_SCHEMA = PAIRS_SCHEMA.append(pa.field("contract_hash", pa.string())).appe
     pa.field("run_id", pa.string())).append(pa.field("_row", pa.int64()))
 """What every converter receives: the stored pairs, the run id and the pair's position."""
 
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+MESSAGE = MESSAGE_TYPE
 """One chat message, ``{"role": ..., "content": ...}`` (TRL's conversational format)."""
 
 _TRL_DOCS = "https://huggingface.co/docs/trl/dataset_formats"
@@ -60,6 +66,10 @@ class ExportFormat:
         whole_split: ``convert`` needs every row of a split at once (no streaming).
         folder_only: Only written as a dataset folder (``hf``).
         rule: How the pairs become rows, in one sentence (for the card).
+        prompt_messages: ``convert`` reads the prompt's turns: the source slice carries a
+            ``prompt_messages`` column (null where the prompt is one user turn, its text).
+        unpaired: ``convert`` also takes the ``unpaired`` rows of ``ties: kto`` (other formats
+            never see them).
     """
 
     name: str
@@ -71,6 +81,8 @@ class ExportFormat:
     whole_split: bool = False
     folder_only: bool = False
     rule: str = "one row per pair"
+    prompt_messages: bool = False
+    unpaired: bool = False
 
 
 def _messages(role: str, texts: pa.ChunkedArray | pa.Array) -> pa.ListArray:
@@ -96,8 +108,12 @@ _CONVERSATIONAL_SCHEMA = pa.schema([(name, pa.list_(MESSAGE)) for name in ("prom
 
 
 def _conversational(pairs: pa.Table) -> pa.Table:
+    prompt = user_turns(pairs["prompt"])
+    if PROMPT_MESSAGES_FIELD.name in pairs.column_names:  # multi-turn prompts keep every turn
+        turns = pairs[PROMPT_MESSAGES_FIELD.name].combine_chunks()
+        prompt = pc.if_else(pc.is_null(turns), prompt, turns)
     return _select(_CONVERSATIONAL_SCHEMA, {
-        "prompt": _messages("user", pairs["prompt"]),
+        "prompt": prompt,
         "chosen": _messages("assistant", pairs["chosen"]),
         "rejected": _messages("assistant", pairs["rejected"]),
     })
@@ -107,15 +123,16 @@ _KTO_SCHEMA = pa.schema([("prompt", pa.string()), ("completion", pa.string()), (
 
 
 def _kto(pairs: pa.Table) -> pa.Table:
-    n = pairs.num_rows
+    pairs = complete_pairs(pairs)  # pairs written before the pair policy: chosen true, rejected false
     order = pc.multiply(pairs["_row"], 2)
     sides = pa.concat_tables([
         pa.table({"response_id": pairs["chosen_id"], "prompt": pairs["prompt"],
-                  "completion": pairs["chosen"], "label": pa.repeat(True, n), "order": order}),
+                  "completion": pairs["chosen"], "label": pairs["chosen_desirable"], "order": order}),
         pa.table({"response_id": pairs["rejected_id"], "prompt": pairs["prompt"],
-                  "completion": pairs["rejected"], "label": pa.repeat(False, n),
+                  "completion": pairs["rejected"], "label": pairs["rejected_desirable"],
                   "order": pc.add(order, 1)}),
     ])
+    sides = sides.filter(pc.is_valid(sides["label"]))  # a kept tie's sides have no KTO label
     merged = sides.group_by("response_id", use_threads=False).aggregate([
         ("prompt", "first"), ("completion", "first"), ("label", "all"), ("label", "any"),
         ("order", "min"),
@@ -166,12 +183,14 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                  _TRL_SCHEMA, "parquet", _trl,
                  rule="one row per pair; ids, rewards, margin, strategy, contract hash and run id ride along"),
     ExportFormat("trl-conversational", "TRL DPOTrainer (conversational preference)", _TRL_DOCS,
-                 _CONVERSATIONAL_SCHEMA, "parquet", _conversational,
-                 rule="one row per pair; prompt as a user message, each response as an assistant message"),
+                 _CONVERSATIONAL_SCHEMA, "parquet", _conversational, prompt_messages=True,
+                 rule="one row per pair; the prompt as its conversation (every turn before the response), "
+                      "each response as an assistant message"),
     ExportFormat("kto", "TRL KTOTrainer (unpaired preference)", _TRL_DOCS, _KTO_SCHEMA, "parquet", _kto,
-                 whole_split=True,
+                 whole_split=True, unpaired=True,
                  rule="chosen responses labelled true, rejected false, one example per response id; "
-                      "responses both chosen and rejected are left out"),
+                      "responses both chosen and rejected are left out; tied responses (ties: kto) "
+                      "labelled true when allowed and at or above the contract's reward_threshold"),
     ExportFormat("reward", "TRL RewardTrainer (preference with margin)",
                  "https://huggingface.co/docs/trl/reward_trainer", _MARGIN_SCHEMA, "parquet", _with_margin,
                  rule="one row per pair; margin = chosen reward - rejected reward (contract units)"),

@@ -53,6 +53,7 @@ from rlhf_core.optimize.export_provenance import Provenance, footer_metadata, sc
 from rlhf_core.optimize.export_sinks import EXPORT_POOL, open_sink, prefetch
 from rlhf_core.optimize.export_split import in_test_split
 from rlhf_core.optimize.formats import ExportFormat
+from rlhf_core.optimize.pair_rows import paired_rows
 from rlhf_core.security.operator_key import OperatorKey
 
 __all__ = ["FolderExport", "LengthTally", "write_dataset_folder"]
@@ -88,7 +89,11 @@ class LengthTally:
 
     @staticmethod
     def measure(pairs: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        """Lengths of the chosen and rejected responses of ``pairs``, in code points."""
+        """Lengths of the chosen and rejected responses of ``pairs``, in code points (rows
+        exported as pairs only: not the ``unpaired`` KTO rows of tied responses)."""
+        if "kind" in pairs.column_names:
+            keep = paired_rows(pairs["kind"])
+            pairs = pairs if pc.all(keep).as_py() is not False else pairs.filter(keep)
         return tuple(pc.utf8_length(pairs[c], memory_pool=EXPORT_POOL).to_numpy().astype(np.int64)  # type: ignore[return-value]
                      for c in ("chosen", "rejected"))
 

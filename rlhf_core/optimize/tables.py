@@ -1,4 +1,5 @@
-"""Arrow entry points: ``scores`` table in, Pareto / pairs / selections tables and summaries out.
+"""Arrow entry points: ``scores`` table in, padded arrays and the KL policy's ``selections`` out
+(pairs: :mod:`rlhf_core.optimize.pair_set`).
 
 The ``scores`` table (one row per response) carries ``prompt_id``, ``response_id``, ``reward``,
 ``u_<stakeholder>`` utility columns and a boolean ``veto`` (the schema of
@@ -13,16 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rlhf_core.errors import SchemaMismatchError
-from rlhf_core.lake.catalog import PAIRS_SCHEMA
 from rlhf_core.optimize.kl_policy import KLPolicyConfig, check_policy, make_kl_policy
-from rlhf_core.optimize.pairs import Strategy, select_pairs
 
 
 class ScoreTensor(NamedTuple):
@@ -131,7 +129,7 @@ def _group_rows(ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarra
             start, counts)
 
 
-def _positions(ids: pa.ChunkedArray, wanted: list, n_chosen: int) -> tuple[pa.Array, pa.Array]:
+def _positions(ids: pa.ChunkedArray, wanted: list | pa.Array, n_chosen: int) -> tuple[pa.Array, pa.Array]:
     """Rows of ``ids`` holding the ``wanted`` ids (chosen ones first, then rejected ones); the
     last row wins when an id repeats, as in a dict built from the table.
 
@@ -141,14 +139,17 @@ def _positions(ids: pa.ChunkedArray, wanted: list, n_chosen: int) -> tuple[pa.Ar
     n = len(ids)
     if _is_text(ids):
         backwards = ids.take(pa.array(np.arange(n - 1, -1, -1, dtype=np.int64)))
-        found = pc.index_in(pa.array(wanted, ids.type), value_set=backwards).cast(pa.int64())
+        asked = wanted.cast(ids.type) if isinstance(wanted, pa.Array) else pa.array(wanted, ids.type)
+        found = pc.index_in(asked, value_set=backwards).cast(pa.int64())
         found = pc.subtract(pa.scalar(n - 1, pa.int64()), found)
     else:
+        wanted = wanted.to_pylist() if isinstance(wanted, pa.Array) else wanted
         lookup = {v: i for i, v in enumerate(ids.to_pylist())}
         found = pa.array([lookup.get(i) for i in wanted], pa.int64())
     missing = found.is_null().to_numpy(zero_copy_only=False)
     if missing.any():
         unknown = [wanted[i] for i in np.flatnonzero(missing)]
+        unknown = [u.as_py() if isinstance(u, pa.Scalar) else u for u in unknown]
         raise SchemaMismatchError(
             f"{len(unknown)} scored response id(s) (first {unknown[0]!r}) are not in the responses table; "
             "score and select from the same ingest run"
@@ -160,73 +161,6 @@ def _take_ids(column: pa.ChunkedArray, rows: pa.Array, values: np.ndarray) -> pa
     """``column`` at ``rows`` as text, without a Python object per row; ``values`` (the same ids as
     Python objects) as a list when the ids are not text."""
     return column.take(rows).cast(pa.string()) if _is_text(column) and not column.null_count else values.tolist()
-
-
-def select_pairs_table(
-    scores: pa.Table,
-    responses: pa.Table,
-    strategy: Strategy,
-    margin: float = 0.0,
-    seed: int = 0,
-    reward_column: str = "reward",
-    prompt_clauses: Sequence[str] = (),
-    contract_hash: str | None = None,
-    run_id: str | None = None,
-) -> tuple[pa.Table, dict[str, int]]:
-    """DPO pairs in TRL format (``prompt``, ``chosen``, ``rejected`` + ids, rewards, margin).
-
-    Args:
-        scores: Scores table (see module docstring).
-        responses: Responses table with ``response_id``, ``prompt``, ``response`` text.
-        strategy: ``best_vs_worst`` | ``all_above_margin`` | ``best_vs_random``.
-        margin: Minimum reward gap (strict).
-        seed: Seed of ``best_vs_random``.
-        reward_column: Score column ranking the candidates.
-        prompt_clauses: ``v_<label>`` violation columns of FORALL / EXISTS clauses.
-        contract_hash: Appended as a ``contract_hash`` column when given.
-        run_id: Appended as a ``run_id`` column when given.
-
-    Returns:
-        ``(pairs, counts)`` with :data:`PAIRS_SCHEMA` (+ the optional columns) and prompt counts (``prompts``,
-        ``pairs``, ``excluded_clause``, ``no_allowed``, ``no_pair``, ``identical_text``: pairs
-        dropped because chosen and rejected texts are equal).
-
-    Raises:
-        SchemaMismatchError: If a column is missing or a scored response has no text.
-    """
-    t = scores_to_tensor(scores, [], reward_column, prompt_clauses)
-    sel = jax.device_get(select_pairs(jnp.asarray(t.reward), jnp.asarray(t.valid), jnp.asarray(t.vetoed),
-                                      jnp.asarray(t.prompt_ok), strategy, margin, jax.random.key(seed)))
-    keep = np.asarray(sel.keep)
-    p, c, r = (np.asarray(a)[keep] for a in (sel.prompt, sel.chosen, sel.rejected))
-    chosen_ids, rejected_ids = t.response_ids[p, c], t.response_ids[p, r]
-    chosen_at, rejected_at = _positions(responses.column("response_id"), [*chosen_ids, *rejected_ids], len(p))
-    table = pa.table(
-        {
-            "prompt": responses.column("prompt").take(chosen_at).cast(pa.string()),
-            "chosen": responses.column("response").take(chosen_at).cast(pa.string()),
-            "rejected": responses.column("response").take(rejected_at).cast(pa.string()),
-            "prompt_id": t.prompt_ids[p].tolist(),
-            "chosen_id": chosen_ids.tolist(),
-            "rejected_id": rejected_ids.tolist(),
-            "chosen_reward": t.reward[p, c],
-            "rejected_reward": t.reward[p, r],
-            "margin": np.asarray(sel.margin)[keep],
-            "strategy": [strategy] * int(keep.sum()),
-        },
-        schema=PAIRS_SCHEMA,
-    )
-    # Duplicate texts under different ids (HelpSteer has some) make a useless DPO pair: drop them.
-    same = pc.equal(table.column("chosen"), table.column("rejected"))
-    n_same = int(pc.sum(pc.cast(same, pa.int64())).as_py() or 0)
-    table = table.filter(pc.invert(same))
-    for name, value in (("contract_hash", contract_hash), ("run_id", run_id)):
-        if value is not None:
-            table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
-    counts = {"prompts": len(t.prompt_ids), "pairs": table.num_rows,
-              "excluded_clause": int(sel.n_excluded_clause), "no_allowed": int(sel.n_no_allowed),
-              "no_pair": int(sel.n_no_pair), "identical_text": n_same}
-    return table, counts
 
 
 def optimize_policy(

@@ -12,6 +12,10 @@ suite (``rlhf_core/quality/suite_data/<kind>.yaml``) two ways and requires them 
   Tables above ``gx_max_rows`` are validated by GX on a prefix plus every flagged row, which keeps
   a 10M-row check at Arrow speed while every flagged row is still confirmed by GX.
 
+:func:`check_length_bias` is the pairs' length gate: one aggregate expectation
+(``expect_column_mean_to_be_between`` on the 0/1 ``chosen_longer`` column, at most the contract's
+``selection.max_chosen_longer``), cross-checked against NumPy's share.
+
 Rows are conserved (``rows_in == accepted + quarantined``, checked), and when the failure rate
 exceeds ``max_failure_rate`` a :class:`QualityGateError` (a :class:`DataQualityError`) says so
 with the top reasons. GX takes seconds to import, so the import, the context, the datasource and
@@ -358,3 +362,48 @@ def _split(
         for name, value in zip(QUARANTINE_SCHEMA.names, values, strict=True):
             columns[name].append(value)
     return accepted, pa.Table.from_pydict(columns, schema=QUARANTINE_SCHEMA)
+
+
+LENGTH_BIAS_EXPECTATION = "expect_column_mean_to_be_between"
+"""The length gate's expectation: the mean of the 0/1 column ``chosen_longer`` (one row per pair
+exported as a pair, 1 when the chosen response is strictly longer) is at most the contract's
+``selection.max_chosen_longer``."""
+
+
+def check_length_bias(chosen_longer: np.ndarray, max_share: float, *, run_id: str) -> dict[str, Any]:
+    """Validate the pairs' length bias with Great Expectations (the export's length gate).
+
+    Args:
+        chosen_longer: bool ``[N]``: the pair's chosen response is strictly longer.
+        max_share: The highest share allowed (``selection.max_chosen_longer``).
+        run_id: Named in errors.
+
+    Returns:
+        ``{expectation, column, max_value, observed_value, success}`` (``observed_value`` None
+        and ``success`` True for an empty pair set: nothing to bias).
+
+    Raises:
+        DataQualityError: GX could not run the expectation, or its observed share differs from
+            the NumPy share (a bug).
+    """
+    flags = np.asarray(chosen_longer, dtype=bool)
+    result = {"expectation": LENGTH_BIAS_EXPECTATION, "column": "chosen_longer",
+              "max_value": float(max_share), "observed_value": None, "success": True}
+    if flags.size == 0:
+        return result
+    import pandas as pd
+
+    gx, batch_definition = _gx()
+    suite = gx.ExpectationSuite(name="pair_lengths_suite")
+    suite.add_expectation(gx.expectations.ExpectColumnMeanToBeBetween(
+        column="chosen_longer", max_value=float(max_share)))
+    frame = pd.DataFrame({"chosen_longer": flags.astype(np.int8)})
+    outcome = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite).results[0]
+    if (outcome.exception_info or {}).get("raised_exception", False):
+        message = str(outcome.exception_info.get("exception_message", "")).splitlines()[:1]
+        raise DataQualityError(f"run {run_id}: the length-bias expectation could not run: {' '.join(message)}")
+    observed = float(outcome.result["observed_value"])
+    if abs(observed - float(flags.mean())) > 1e-9:
+        raise DataQualityError(f"run {run_id}: GX measures a chosen-longer share of {observed}, NumPy "
+                               f"{float(flags.mean())}; report this bug")
+    return {**result, "observed_value": observed, "success": bool(outcome.success)}

@@ -9,7 +9,8 @@ Each returns None when the run did not produce it, so the report can say so. Whe
   ``lambda``, ``slack``, ``kl``, ``expected_reward``, ``budget``, ``beta`` ...), or Parquet metadata
   ``lambda`` / ``rlhf_wizard.lambda`` on the run's ``selections`` part.
 * ``pairs`` table, run partition (TRL DPO format with ``strategy`` and ``margin``), and the
-  selection counts ``artifacts/<run_id>/pairs.json`` (prompts excluded by a clause, ...).
+  selection counts ``artifacts/<run_id>/pairs.json`` (prompts excluded by a clause, ..., and the
+  length gate: the pairs' length figures and the contract's ``max_chosen_longer`` verdict).
 * ``plans`` table, run partition, and the Gantt chart ``reports/<run_id>/plan-gantt.png``.
 """
 
@@ -31,6 +32,10 @@ from rlhf_core.lake.store import Lake
 _POLICY_KEYS = ("status", "lambda", "budget", "min_cost", "reference_cost", "cost_column", "beta",
                 "slack", "kl", "expected_reward", "expected_cost", "active", "steps", "prompts")
 _PAIR_COUNTS = ("prompts", "pairs", "excluded_clause", "no_allowed", "no_pair")
+_POLICY_COUNTS = ("ties", "unpaired", "length_balanced_out", "labelled", "unscored", "unlabelled",
+                  "clause_excluded", "label_ties", "vetoed_chosen", "disagreements_dropped",
+                  "disagreements_flagged", "capped")
+"""Counts of the pair policy, shown when non-zero."""
 
 
 @dataclass(frozen=True)
@@ -166,10 +171,14 @@ class PairsView:
     Attributes:
         by_strategy: ``{strategy, pairs, mean_margin, min_margin}`` rows.
         counts: Selection counts stored with the pairs (prompts, excluded_clause, ...), if any.
+        length: The pairs' length figures and the contract's length gate (``length_gate`` of
+            ``pairs.json``: shares, mean lengths, Cohen's d, ``max_chosen_longer``, ``passed``),
+            when the selection stored them.
     """
 
     by_strategy: tuple[dict, ...]
     counts: Mapping[str, int]
+    length: Mapping[str, Any] | None = None
 
 
 def read_pairs(lake: Lake, run_id: str) -> PairsView | None:
@@ -178,10 +187,13 @@ def read_pairs(lake: Lake, run_id: str) -> PairsView | None:
         return None
     table = lake.read_table(Table.PAIRS, run_id=run_id)
     doc = read_json(lake, f"artifacts/{run_id}/pairs.json")
-    counts = {k: int(doc[k]) for k in _PAIR_COUNTS if isinstance(doc, dict) and k in doc}
+    doc = doc if isinstance(doc, dict) else {}
+    counts = {k: int(doc[k]) for k in _PAIR_COUNTS if k in doc}
+    counts.update({k: int(doc[k]) for k in _POLICY_COUNTS if doc.get(k)})
+    length = doc.get("length_gate") if isinstance(doc.get("length_gate"), dict) else None
     if "strategy" not in table.column_names or "margin" not in table.column_names:
         return PairsView(({"strategy": "?", "pairs": table.num_rows, "mean_margin": None, "min_margin": None},),
-                         counts)
+                         counts, length)
     con = duckdb.connect()
     try:
         con.register("p", table.select(["strategy", "margin"]))
@@ -190,7 +202,7 @@ def read_pairs(lake: Lake, run_id: str) -> PairsView | None:
     finally:
         con.close()
     return PairsView(tuple({"strategy": s, "pairs": int(n), "mean_margin": m, "min_margin": lo}
-                           for s, n, m, lo in rows), counts)
+                           for s, n, m, lo in rows), counts, length)
 
 
 def read_plan(lake: Lake, run_id: str) -> PlanView | None:

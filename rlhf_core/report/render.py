@@ -13,7 +13,16 @@ TEMPLATE = "report.html.j2"
 PAIR_LABELS = {"prompts": "prompts considered", "pairs": "pairs written",
                "excluded_clause": "prompts excluded by a FORALL/EXISTS clause",
                "no_allowed": "prompts with no allowed (unvetoed) response",
-               "no_pair": "prompts with no pair above the margin"}
+               "no_pair": "prompts with no pair above the margin",
+               "ties": "tie pairs kept (margin 0)", "unpaired": "tied pairs exported as KTO examples only",
+               "length_balanced_out": "pairs left out to balance lengths 50/50",
+               "labelled": "labelled pairs in the data", "unscored": "labelled pairs with an unscored response",
+               "unlabelled": "pairs without a label for the criterion",
+               "clause_excluded": "labelled pairs on prompts excluded by a clause",
+               "label_ties": "label ties dropped", "vetoed_chosen": "labelled winner vetoed (dropped)",
+               "disagreements_dropped": "reward ranks the labelled loser higher (dropped)",
+               "disagreements_flagged": "reward ranks the labelled loser higher (flagged)",
+               "capped": "pairs over the per-prompt cap"}
 LENGTH_BIAS_WARN = 0.3
 """|Spearman ρ| at or above which the report flags a length bias for review."""
 

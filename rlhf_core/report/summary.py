@@ -150,6 +150,48 @@ def optimization_lines(opt: Mapping[str, Any]) -> list[str]:
         f"| {pairs.get('pairs', '–')} | {pairs.get('prompts', '–')} | {pairs.get('excluded_clause', '–')} | "
         f"{pairs.get('no_allowed', '–')} | {pairs.get('no_pair', '–')} | {pairs.get('identical_text', '–')} |",
     ]
+    extra = {k: v for k, v in pairs.items() if k in PAIR_POLICY_COUNTS and v}
+    if extra:
+        lines += ["", " · ".join(f"{PAIR_POLICY_COUNTS[k]} {v}" for k, v in extra.items())]
+    gate = pairs.get("length_gate")
+    if isinstance(gate, Mapping):
+        lines += ["", *length_bias_lines(gate)]
+    return lines
+
+
+PAIR_POLICY_COUNTS = {
+    "ties": "tie pairs (margin 0)", "unpaired": "tied pairs as KTO examples",
+    "length_balanced_out": "pairs left out to balance lengths", "labelled": "labelled pairs",
+    "unscored": "labelled pairs unscored", "unlabelled": "unlabelled for the criterion",
+    "clause_excluded": "labelled pairs excluded by clauses", "label_ties": "label ties dropped",
+    "vetoed_chosen": "labelled winner vetoed (dropped)",
+    "disagreements_dropped": "reward disagrees (dropped)",
+    "disagreements_flagged": "reward disagrees (flagged)", "capped": "over the per-prompt cap",
+}
+"""Counts of the pair policy shown under the pairs table when non-zero, with their labels."""
+
+
+def _share(value: Any) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def length_bias_lines(gate: Mapping[str, Any]) -> list[str]:
+    """Markdown for the pairs' length bias and the contract's length gate."""
+    d = gate.get("cohens_d")
+    lines = [f"Length bias of the {gate.get('n_pairs', 0)} pairs: chosen longer "
+             f"{_share(gate.get('chosen_longer_share'))}, rejected longer "
+             f"{_share(gate.get('rejected_longer_share'))} · mean length chosen "
+             f"{_fmt(gate.get('mean_chosen_chars'))} vs rejected {_fmt(gate.get('mean_rejected_chars'))} "
+             f"characters · Cohen's d {_fmt(d)}"]
+    limit = gate.get("max_chosen_longer")
+    if limit is None:
+        lines.append("No length gate (the contract sets no `selection.max_chosen_longer`).")
+    elif gate.get("passed", True):
+        lines.append(f"Length gate passed: chosen longer at most {_share(limit)} (`max_chosen_longer`).")
+    else:
+        lines.append(f"**Length gate failed**: chosen longer in {_share(gate.get('chosen_longer_share'))} "
+                     f"> {_share(limit)} (`max_chosen_longer`): `rlhf-wizard export` refuses these pairs; "
+                     "set `selection.length_balance: true` or relax the threshold and re-run optimize.")
     return lines
 
 

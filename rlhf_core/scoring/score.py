@@ -11,6 +11,10 @@ normalisations, rows are first grouped by a dense prompt index (stable sort on t
 and chunks end on prompt boundaries, so every prompt is reduced whole; results come back in the
 input row order.
 
+A ``null_veto`` column (:data:`rlhf_core.lake.schemas.NULL_VETO_COLUMN`, added by the ingest
+gate for ``on_null: veto`` inputs) is ORed into ``veto``: those rows get the floor reward. Both
+compilations read it, so the differential check still compares like with like.
+
 Run-wide normalisations (``... IN run``) read statistics of the whole run: ``score_table``
 computes them from the table itself unless the caller passes ``run_stats`` (a sharded run
 computes them once over every shard, see ``tasks/scoring.py``), and hands the same statistics to
@@ -36,6 +40,7 @@ from rlhf_core.contract.legal_blocks.compile_sql import compile_sql, quote_ident
 from rlhf_core.contract.legal_blocks.normalize import RunStats
 from rlhf_core.contract.program import ContractProgram
 from rlhf_core.errors import DataError, SchemaMismatchError
+from rlhf_core.lake.schemas import NULL_VETO_COLUMN
 
 DEFAULT_ID_COLUMNS = ("response_id", "row_id", "id")
 _MIN_BUCKET = 1024
@@ -101,6 +106,15 @@ def input_arrays(
                 f"cannot be read as {decl.dtype}: {exc}"
             ) from exc
     return arrays
+
+
+def null_veto(table: pa.Table) -> np.ndarray | None:
+    """The ``null_veto`` flags of ``table`` as bool [n] (null counts as false), or None when the
+    table has no such column."""
+    if NULL_VETO_COLUMN not in table.column_names:
+        return None
+    column = pc.fill_null(table.column(NULL_VETO_COLUMN), False)
+    return column.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def dense_segments(table: pa.Table, column: str) -> np.ndarray:
@@ -201,6 +215,7 @@ def score_table(
     compiled = compile_jax(program)
     ids = default_id_columns(program, table.column_names) if id_columns is None else id_columns
     arrays = input_arrays(program, table)
+    veto = null_veto(table)
     n = table.num_rows
     if compiled.needs_run_stats and run_stats is None:
         run_stats = RunStats.from_values(program, run_argument_values(program, arrays))
@@ -216,6 +231,7 @@ def score_table(
             order = np.argsort(dense, kind="stable")
             segments = dense[order]
             arrays = {k: v[order] for k, v in arrays.items()}
+            veto = None if veto is None else veto[order]
         else:
             segments = dense
     pieces: list[list[np.ndarray]] = []
@@ -224,14 +240,15 @@ def score_table(
         padded = _bucket(size)
         cols = {k: np.resize(v[begin:end], padded) if padded != size else v[begin:end]
                 for k, v in arrays.items()}
+        flags = None if veto is None else np.resize(veto[begin:end], padded)
         if segments is None:
-            out = compiled.fn(cols, run_stats=run_stats)
+            out = compiled.fn(cols, run_stats=run_stats, veto=flags)
         else:
             seg = segments[begin:end] - segments[begin]
             real = int(seg[-1]) + 1
             seg = np.concatenate([seg, np.full(padded - size, real, dtype=np.int32)])
             out = compiled.fn(cols, seg, _bucket(real + 1), indices_are_sorted=True,
-                              run_stats=run_stats)
+                              run_stats=run_stats, veto=flags)
         pieces.append([np.asarray(x)[:size] for x in out])
     fields = list(zip(*pieces, strict=True)) if pieces else None
     merged = [np.concatenate(f) for f in fields] if fields else _empty(program)
@@ -276,9 +293,11 @@ def score_sql(
     """Score ``relation`` (a table/view/registered Arrow table in DuckDB ``con``) with the
     contract's own SQL.
 
-    Rows come back in ``order_by`` order (unspecified without it for quantifier programs).
+    Rows come back in ``order_by`` order (unspecified without it for quantifier programs). A
+    ``null_veto`` column of ``relation`` is ORed into ``veto``, as :func:`score_table` does.
     """
     available = con.sql(f"SELECT * FROM {quote_ident(relation)} LIMIT 0").columns
     ids = default_id_columns(program, available) if id_columns is None else list(id_columns)
-    sql = compile_sql(program).select(relation, ids, order_by)
+    veto = NULL_VETO_COLUMN if NULL_VETO_COLUMN in available else None
+    sql = compile_sql(program).select(relation, ids, order_by, veto_column=veto)
     return con.sql(sql).to_arrow_table()

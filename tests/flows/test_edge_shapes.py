@@ -222,6 +222,7 @@ def write_data(case: Case, root: Path) -> int:
         "prompt_id": [f"p{p}" for p in prompt],
         "response_id": [f"p{p}-c{c}" for p, c in zip(prompt, cand, strict=True)],
         "prompt": [f"Question {p}?" for p in prompt],
+        "prompt_messages": [[{"role": "user", "content": f"Question {p}?"}] for p in prompt],
         "response": [f"Answer {c} to question {p}." for p, c in zip(prompt, cand, strict=True)],
         "source": ["edge"] * n,
         "source_line": list(range(1, n + 1)),
@@ -390,8 +391,10 @@ def _with_examples(fn):
           # shrinking re-runs the whole pipeline hundreds of times: report the example instead
           phases=(Phase.explicit, Phase.reuse, Phase.generate),
           suppress_health_check=(HealthCheck.too_slow, HealthCheck.function_scoped_fixture))
-def test_edge_shapes_complete_or_end_in_one_line(prefect_harness: str, case: Case) -> None:
-    with tempfile.TemporaryDirectory(prefix="edge-") as tmp:
+def test_edge_shapes_complete_or_end_in_one_line(prefect_harness: str, case: Case,
+                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    # under pytest's base folder: a root runs may read and write (tests/conftest.py)
+    with tempfile.TemporaryDirectory(prefix="edge-", dir=tmp_path_factory.getbasetemp()) as tmp:
         root = Path(tmp)
         contract = root / "contract.yaml"
         contract.write_text(case.contract_yaml, encoding="utf-8")

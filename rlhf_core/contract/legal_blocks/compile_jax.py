@@ -110,7 +110,7 @@ class CompiledContract:
         needs_run_stats: True when the program has ``... IN run`` normalisations.
         consts: float32 vector of the program's numeric literals.
         jitted: The jitted implementation ``(columns, consts, segment_ids, num_segments,
-            indices_are_sorted, run_stats)``.
+            indices_are_sorted, run_stats, extra_veto)``.
         run_jitted: Jitted evaluation of the ``... IN run`` arguments ``(columns, consts)``
             (None when there are none).
     """
@@ -132,6 +132,7 @@ class CompiledContract:
         num_segments: int | None = None,
         indices_are_sorted: bool = False,
         run_stats: RunStats | None = None,
+        veto: jax.Array | None = None,
     ) -> ContractOutputs:
         """Score a batch.
 
@@ -143,6 +144,8 @@ class CompiledContract:
             indices_are_sorted: Rows are grouped by ascending segment id.
             run_stats: Statistics of the whole run for ``... IN run`` (default: the batch is
                 the whole run and they are computed from ``columns``).
+            veto: Optional bool [n]: rows vetoed whatever the clauses say (the ingest's
+                ``null_veto`` flag); ORed into ``veto`` before the floor reward.
 
         Returns:
             ContractOutputs of jax arrays.
@@ -165,7 +168,7 @@ class CompiledContract:
                 run_stats = compute_run_stats(self.program, columns)
             stats = run_stats.jax_args(self.program)
         return self.jitted(
-            dict(columns), self.consts, segment_ids, num_segments, indices_are_sorted, stats
+            dict(columns), self.consts, segment_ids, num_segments, indices_are_sorted, stats, veto
         )
 
     __call__ = fn
@@ -209,6 +212,7 @@ def compile_jax(program: ContractProgram) -> CompiledContract:
         num_segments: int | None,
         indices_are_sorted: bool,
         run_stats: tuple[dict[str, jax.Array], ...] | None,
+        extra_veto: jax.Array | None = None,
     ) -> ContractOutputs:
         cols = _prepare(program, columns, jnp)
         n = _rows(program, cols)
@@ -238,7 +242,7 @@ def compile_jax(program: ContractProgram) -> CompiledContract:
 
         return evaluate_program(
             program, params, cols, n, lowering,
-            quantifier if segment_ids is not None else None,
+            quantifier if segment_ids is not None else None, extra_veto,
         )
 
     def impl_run_args(columns: dict[str, jax.Array], consts: jax.Array) -> tuple[jax.Array, ...]:

@@ -60,9 +60,11 @@ class SqlProgram:
     output_names: tuple[str, ...]
     stage_norm_args: tuple[str, ...] = ()
     stage_norms: tuple[str, ...] = ()
+    veto_expr: str = "FALSE"
 
     def select(
-        self, relation: str, id_columns: Sequence[str] = (), order_by: Sequence[str] = ()
+        self, relation: str, id_columns: Sequence[str] = (), order_by: Sequence[str] = (),
+        veto_column: str | None = None,
     ) -> str:
         """One SELECT over ``relation`` returning ``id_columns`` then the outputs.
 
@@ -70,6 +72,8 @@ class SqlProgram:
             relation: Table / view / registered relation name (quoted as one identifier).
             id_columns: Columns passed through unchanged (identifiers, quoted).
             order_by: Columns (among ``id_columns``) to order the result by.
+            veto_column: A bool column of ``relation`` (``null_veto``) ORed into ``veto``
+                before the floor reward (NULL counts as false), as the JAX program's ``veto``.
 
         Raises:
             SchemaMismatchError: An id or order column collides with an output name or is
@@ -83,7 +87,13 @@ class SqlProgram:
                 + ("collides with an output column" if clash else "is not among id_columns")
             )
         ids = [quote_ident(c) for c in id_columns]
-        first = ", ".join(ids + list(self.stage_inputs))
+        inputs, rule = list(self.stage_inputs), list(self.stage_rule)
+        if veto_column is not None:
+            extra = quote_ident("__xveto")
+            inputs.append(f"COALESCE(CAST({quote_ident(veto_column)} AS BOOLEAN), FALSE) AS {extra}")
+            veto = f"({self.veto_expr}) AS {quote_ident('__veto')}"
+            rule[rule.index(veto)] = f"(({self.veto_expr}) OR {extra}) AS {quote_ident('__veto')}"
+        first = ", ".join(ids + inputs)
         stages = [f"__s0 AS (SELECT {first} FROM {quote_ident(relation)})"]
         source = "__s0"
         if self.stage_norms:
@@ -94,8 +104,8 @@ class SqlProgram:
             source = "__sn"
         stages += [
             f"__s1 AS (SELECT *, {', '.join(self.stage_utilities + self.stage_clauses)} FROM {source})",
-            f"__s2 AS (SELECT *, {', '.join(self.stage_rule[:-1])} FROM __s1)",
-            f"__s3 AS (SELECT *, {self.stage_rule[-1]} FROM __s2)",
+            f"__s2 AS (SELECT *, {', '.join(rule[:-1])} FROM __s1)",
+            f"__s3 AS (SELECT *, {rule[-1]} FROM __s2)",
         ]
         tail = f" ORDER BY {', '.join(quote_ident(c) for c in order_by)}" if order_by else ""
         return (
@@ -183,7 +193,7 @@ def compile_sql(program: ContractProgram) -> SqlProgram:
     out_names.append("ensures_ok")
     return SqlProgram(program, params, tuple(stage_inputs), tuple(stage_clauses),
                       stage_utilities, stage_rule, tuple(final), tuple(out_names),
-                      norm_args, norm_cols)
+                      norm_args, norm_cols, veto)
 
 
 def _normalization_stages(

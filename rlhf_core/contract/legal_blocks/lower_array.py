@@ -18,6 +18,8 @@ Semantics (identical in the DuckDB SQL compiler):
       the quantifier, every row of it is flagged in the clause's violation column AND vetoed
       (floor reward), so a prompt that breaks a group rule is never used for training.
     * Rows outside the Nash bargaining set also get the floor reward (penalty not subtracted).
+    * An extra veto mask (``null_veto``: the ingest kept a row whose ``on_null: veto`` input was
+      null) is ORed into ``veto`` before the floor; the row is scored like any other otherwise.
     * ENSURES is evaluated at run time on the final reward; its violation column is set where it
       fails and ``ensures_ok`` is the AND of all ENSURES clauses. It never changes the reward.
     * ``zscore`` / ``rank`` / ``minmax`` ``(x IN prompt | run)``: the backend's ``normalize``
@@ -222,6 +224,7 @@ def evaluate_program(
     n: int,
     lowering: Lowering,
     quantifier: QuantifierFn | None,
+    extra_veto: Array | None = None,
 ) -> ContractOutputs:
     """Evaluate every output of ``program`` on ``n`` rows of prepared columns.
 
@@ -233,6 +236,7 @@ def evaluate_program(
         lowering: Backend lowering.
         quantifier: ``(kind, body [n] bool) -> holds [n] bool`` segment reduction broadcast
             back to rows; required when the program has FORALL / EXISTS clauses.
+        extra_veto: Optional bool [n] rows vetoed whatever the clauses say (``null_veto``).
 
     Returns:
         ContractOutputs in the lowering's namespace.
@@ -264,6 +268,8 @@ def evaluate_program(
         else:
             veto = xp.logical_or(veto, bad)
         violated.append(bad)
+    if extra_veto is not None:
+        veto = xp.logical_or(veto, xp.asarray(extra_veto, dtype=bool))
     floored = xp.logical_or(veto, outside)
     reward = xp.where(floored, np.float32(params.floor), base - penalty).astype(np.float32)
     with_reward = {**cols, "reward": reward}

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from rlhf_core.errors import DataError
+from rlhf_core.ingest.adapters.messages import user_turn
 from rlhf_core.ingest.adapters.records import RecordError, SourceRow
 from rlhf_core.lake.catalog import QUARANTINE_SCHEMA
 from rlhf_core.lake.schemas import (
@@ -37,12 +38,17 @@ from rlhf_core.lake.schemas import (
 
 @dataclass(frozen=True)
 class ParsedResponse:
-    """One response of a source row: its prompt, text and attribute values by column name."""
+    """One response of a source row: its prompt, text and attribute values by column name.
+
+    ``messages`` is the prompt as a conversation (every turn before the response, see
+    :mod:`rlhf_core.ingest.adapters.messages`); ``None`` means one user turn, ``prompt``.
+    """
 
     prompt: str
     response: str
     attributes: Mapping[str, Any] = field(default_factory=dict)
     group: str | None = None
+    messages: Sequence[Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class IngestBuilder:
                 prompt_id,
                 response_id,
                 item.prompt,
+                list(item.messages) if item.messages is not None else user_turn(item.prompt),
                 item.response,
                 self.source,
                 line,

@@ -1,8 +1,9 @@
 """The generic adapter: any JSONL / CSV / Parquet file described by a mapping file.
 
 Lets a user bring a new dataset without code (see :mod:`rlhf_core.ingest.adapters.mapping` for the
-format). CSV cells are text, so they are converted to the declared dtype (``"3"`` -> 3.0,
-``"true"`` -> True); a cell that does not convert is a ``wrong_type`` quarantine row.
+format), chat-format conversation columns included. CSV cells are text, so they are converted to
+the declared dtype (``"3"`` -> 3.0, ``"true"`` -> True); a cell that does not convert is a
+``wrong_type`` quarantine row.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rlhf_core.ingest.adapters.base import (
     run_ingest,
 )
 from rlhf_core.ingest.adapters.mapping import AttributeSpec, LabelSpec, Mapping, load_mapping
+from rlhf_core.ingest.adapters.messages import Message, render_prompt, split_conversation
 from rlhf_core.ingest.adapters.pairs import within_prompt_pairs
 from rlhf_core.ingest.adapters.readers import iter_csv, iter_jsonl, iter_parquet, rows_of_table
 from rlhf_core.ingest.adapters.records import RecordError, SourceRow, get_value
@@ -119,25 +121,43 @@ class _Parser:
             "out_of_range", f"label '{name}' column '{spec.column}' has unexpected value {raw!r}"
         )
 
+    def prompt(self, record: AnyMapping[str, Any], turns: list[Message] | None) -> str:
+        """The prompt text: the ``prompt`` column, else the conversation's turns rendered."""
+        if self.mapping.prompt is not None:
+            return self.text(record, self.mapping.prompt)
+        assert turns is not None  # guaranteed by Mapping validation
+        return render_prompt(turns)
+
     def __call__(self, record: AnyMapping[str, Any]) -> ParsedRow:
         mapping = self.mapping
-        prompt = self.text(record, mapping.prompt)
         group = None
         if mapping.group is not None:
             group = self.group(record, mapping.group)
+        if mapping.messages is not None:
+            turns, text = split_conversation(_lookup(record, mapping.messages), mapping.messages)
+            return ParsedRow([ParsedResponse(self.prompt(record, turns), text,
+                                             self.attributes(record, None), group, turns)])
         if mapping.pair is None:
             assert mapping.response is not None  # guaranteed by Mapping validation
-            item = ParsedResponse(
-                prompt, self.text(record, mapping.response), self.attributes(record, None), group
-            )
+            item = ParsedResponse(self.prompt(record, None), self.text(record, mapping.response),
+                                  self.attributes(record, None), group)
             return ParsedRow([item])
         pair = mapping.pair
-        a = ParsedResponse(
-            prompt, self.text(record, pair.response_a), self.attributes(record, "a"), group
-        )
-        b = ParsedResponse(
-            prompt, self.text(record, pair.response_b), self.attributes(record, "b"), group
-        )
+        turns = None
+        if pair.chat:
+            assert pair.messages_a is not None and pair.messages_b is not None
+            turns, text_a = split_conversation(_lookup(record, pair.messages_a), pair.messages_a)
+            turns_b, text_b = split_conversation(_lookup(record, pair.messages_b), pair.messages_b)
+            if turns != turns_b:
+                raise RecordError("prompt_mismatch", f"conversations '{pair.messages_a}' and "
+                                  f"'{pair.messages_b}' differ before their last assistant turn")
+        else:
+            assert pair.response_a is not None and pair.response_b is not None
+            text_a = self.text(record, pair.response_a)
+            text_b = self.text(record, pair.response_b)
+        prompt = self.prompt(record, turns)
+        a = ParsedResponse(prompt, text_a, self.attributes(record, "a"), group, turns)
+        b = ParsedResponse(prompt, text_b, self.attributes(record, "b"), group, turns)
         labels = {name: self.label(record, name, spec) for name, spec in pair.labels.items()}
         margin = None
         if pair.margin is not None:

@@ -5,10 +5,15 @@ it (leading whitespace stripped). Both transcripts must share that prompt, other
 quarantined (``prompt_mismatch``: in a few upstream rows the rejected reply embeds a fake
 ``Human:`` turn, so its last ``Assistant:`` split lands inside the reply). The pair is
 (a = chosen, b = rejected) with ``better = 1``. Responses have no attributes.
+
+The prompt keeps the dialogue: ``prompt`` is the transcript text as it is (its hash is the
+``prompt_id``), ``prompt_messages`` every turn of it in order, ``Human`` as ``user`` and
+``Assistant`` as ``assistant``, each turn's text stripped of surrounding whitespace.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,10 +26,26 @@ from rlhf_core.ingest.adapters.base import (
     ParsedRow,
     run_ingest,
 )
+from rlhf_core.ingest.adapters.messages import Message
 from rlhf_core.ingest.adapters.readers import iter_jsonl
 from rlhf_core.ingest.adapters.records import RecordError, get_text
 
 ASSISTANT_MARK = "\n\nAssistant:"
+_TURN = re.compile(r"\n\n(Human|Assistant):")
+_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+def transcript_turns(prompt: str) -> list[Message]:
+    """The turns of an HH prompt transcript, in order, as ``{role, content}`` messages.
+
+    Text before the first ``"\n\nHuman:"`` (upstream rows always start with one) is kept as a
+    user turn when it is not blank.
+    """
+    parts = _TURN.split(prompt)
+    turns = [{"role": "user", "content": parts[0].strip()}] if parts[0].strip() else []
+    for mark, text in zip(parts[1::2], parts[2::2], strict=True):
+        turns.append({"role": _ROLES[mark], "content": text.strip()})
+    return turns
 
 
 def split_transcript(transcript: str, key: str) -> tuple[str, str]:
@@ -44,7 +65,9 @@ def parse_hh(record: Mapping[str, Any]) -> ParsedRow:
             "prompt_mismatch",
             "chosen and rejected transcripts differ before their last '\\n\\nAssistant:' turn",
         )
-    sides = [ParsedResponse(prompt, chosen), ParsedResponse(prompt, rejected)]
+    turns = transcript_turns(prompt)
+    sides = [ParsedResponse(prompt, chosen, messages=turns),
+             ParsedResponse(prompt, rejected, messages=turns)]
     return ParsedRow(sides, [ParsedPair(0, 1, {"better": 1})])
 
 

@@ -24,6 +24,20 @@ Pair datasets name both sides and the labels instead of ``response``::
 
 Columns may be dotted paths into nested JSON objects (``metadata.score_chosen``).
 
+Chat-format sources hold conversations: a column with a list of ``{role, content}`` messages
+whose LAST ``assistant`` turn is the response and whose earlier turns are the prompt (kept turn
+by turn in ``prompt_messages``; see :mod:`rlhf_core.ingest.adapters.messages`). Name it with
+``messages`` instead of ``response`` (one conversation per row), or ``messages_a`` /
+``messages_b`` instead of ``response_a`` / ``response_b`` (pairs; both conversations must share
+their prompt turns). ``prompt`` is then optional: without it the prompt text is rendered from
+the turns::
+
+    format: huggingface
+    pair:
+      messages_a: chosen          # [{role: user, ...}, ..., {role: assistant, ...}]
+      messages_b: rejected
+      labels: {better: {constant: 1}}
+
 ``format: huggingface`` reads a Hugging Face dataset folder (``data/<split>-*.parquet``; ``split``
 defaults to ``train``, ``--split`` overrides it). ``sql:`` gives a DuckDB query over the view
 ``source`` whose result columns are what the other keys name — for message trees, list-position
@@ -103,12 +117,28 @@ class LabelSpec(_Strict):
 
 
 class PairSpec(_Strict):
-    """The two responses of a pair row and the label columns."""
+    """The two responses of a pair row (text columns, or conversation columns whose last
+    assistant turn is the response) and the label columns."""
 
-    response_a: str
-    response_b: str
+    response_a: str | None = None
+    response_b: str | None = None
+    messages_a: str | None = None
+    messages_b: str | None = None
     labels: dict[str, LabelSpec]
     margin: str | None = None
+
+    @model_validator(mode="after")
+    def _sides(self) -> PairSpec:
+        texts, chats = (self.response_a, self.response_b), (self.messages_a, self.messages_b)
+        if not (all(texts) and not any(chats)) and not (all(chats) and not any(texts)):
+            raise ValueError("give both 'response_a' and 'response_b' (text columns) or both "
+                             "'messages_a' and 'messages_b' (conversation columns), not a mix")
+        return self
+
+    @property
+    def chat(self) -> bool:
+        """Whether the sides are conversation columns."""
+        return self.messages_a is not None
 
 
 class DerivePairsSpec(_Strict):
@@ -124,8 +154,9 @@ class Mapping(_Strict):
 
     source: str
     format: Literal["jsonl", "csv", "parquet", "huggingface"]
-    prompt: str
+    prompt: str | None = None
     response: str | None = None
+    messages: str | None = None
     group: str | None = None
     attributes: dict[str, AttributeSpec] = {}
     pair: PairSpec | None = None
@@ -138,8 +169,18 @@ class Mapping(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> Mapping:
-        if (self.response is None) == (self.pair is None):
-            raise ValueError("give exactly one of 'response' (one response per row) or 'pair'")
+        shapes = [k for k in ("response", "messages", "pair") if getattr(self, k) is not None]
+        if len(shapes) != 1:
+            raise ValueError("give exactly one of 'response' (a text column), 'messages' (a "
+                             "conversation column) or 'pair'" + (f"; got {', '.join(shapes)}"
+                                                                 if shapes else ""))
+        chat = self.messages is not None or (self.pair is not None and self.pair.chat)
+        if self.prompt is None and not chat:
+            raise ValueError("'prompt' (the prompt's column) is required unless the responses "
+                             "come from conversation columns ('messages', 'pair.messages_a')")
+        if chat and self.format == "csv" and self.sql is None:
+            raise ValueError("conversation columns need jsonl, parquet or huggingface data (CSV "
+                             "cells cannot hold message lists), or an 'sql' query that builds them")
         for name, spec in self.attributes.items():
             sides = (spec.column_a, spec.column_b)
             if self.pair is None and (spec.column is None or any(sides)):
@@ -174,7 +215,7 @@ def load_mapping(path: str | Path) -> Mapping:
     try:
         document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except (OSError, YAMLError) as exc:
-        raise DataError(f"{path}: cannot read mapping file ({exc})") from None
+        raise DataError(f"{path}: cannot read mapping file ({' '.join(str(exc).split())})") from None
     if not isinstance(document, dict):
         raise DataError(
             f"{path}: a mapping file must be a YAML mapping (source, format, prompt ...)"
