@@ -29,13 +29,17 @@ def check_scores_quality(score_paths: list[str], run_id: str, lake_root: str) ->
 
 
 @task(name="verify-scores-with-sql", **IO_RETRY_OPTIONS)
-def verify_scores_with_sql(contract_path: str, response_paths: list[str], score_paths: list[str]) -> dict[str, Any]:
+def verify_scores_with_sql(contract_path: str, response_paths: list[str], score_paths: list[str],
+                           lake_root: str | None = None) -> dict[str, Any]:
     """Re-score the run with the contract's SQL in DuckDB; every row must agree with the lake.
+
+    ``lake_root`` lets a contract that reads text (``len(response)``) decrypt an encrypted lake's.
 
     Raises:
         DataError: A row is missing or an output column disagrees (names column and row).
     """
-    report = compare_scores_with_sql(load_contract(contract_path).program, response_paths, score_paths)
+    report = compare_scores_with_sql(load_contract(contract_path).program, response_paths, score_paths,
+                                     lake=Lake(lake_root) if lake_root is not None else None)
     if not report["ok"]:
         raise DataError(
             f"JAX and SQL scores disagree: {report['mismatches']} mismatching rows by column, "

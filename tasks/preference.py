@@ -13,7 +13,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from prefect import task
 
 from rlhf_core.lake.catalog import METRICS_SCHEMA, MODEL_SCHEMA, Table, spec
@@ -69,7 +68,7 @@ def select_reward_models(run_id: str, lake_root: str, candidates: list[dict[str,
     paths = lake.part_paths(Table.RESPONSES, run_id)
     lake.discard_staging(Table.RESPONSES, run_id)
     for index, path in enumerate(paths):
-        scored = score_responses(pq.read_table(path, filesystem=lake.fs), models)
+        scored = score_responses(lake.read_part(path), models)
         lake.write_part(Table.RESPONSES, run_id, scored, scored.schema, part=index, staged=True)
     lake.commit_partition(Table.RESPONSES, run_id, expected_parts=len(paths))
     return {"models": best,

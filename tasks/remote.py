@@ -15,7 +15,6 @@ import posixpath
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import task
 
 from rlhf_core.lake.catalog import SCORE_QUARANTINE_SCHEMA, Table
@@ -64,7 +63,7 @@ def score_remote(
     paths = lake.part_paths(RESPONSES, run_id)
     if not paths:
         lake.read_table(RESPONSES, run_id=run_id)  # raises the lake's "no partition" error
-    parts = [pq.read_table(path, filesystem=lake.fs) for path in paths]
+    parts = [lake.read_part(path) for path in paths]
     responses = pa.concat_tables(parts)
     cache = ScoreCache(run_id, lake, config.cache_flush_rows) if config.cache else None
     scores, quarantine, stats = score_table_remote(

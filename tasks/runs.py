@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import task
 
+from ops.lake_secret import export_lake_passphrase
 from rlhf_core.lake.runs import record_run_end, record_run_start
 from rlhf_core.lake.store import Lake
 from rlhf_core.lake.warehouse import Warehouse
@@ -16,7 +17,9 @@ from tasks.policies import IO_RETRY_OPTIONS
 @task(name="start-run", **IO_RETRY_OPTIONS)
 def start_run(run_id: str, flow: str, lake_root: str, parameters: dict[str, Any],
               contract_hash: str | None = None) -> None:
-    """Record the run as started and audit it."""
+    """Record the run as started and audit it (first taking the lake passphrase from its Secret
+    block when one is configured, so every later task and Dask worker of the run has it)."""
+    export_lake_passphrase()
     lake = Lake(lake_root)
     record_run_start(lake, run_id, flow, contract_hash=contract_hash, parameters=parameters)
     AuditLog(lake).append("run_started", run_id, {"flow": flow, "contract_hash": contract_hash})

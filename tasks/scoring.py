@@ -30,14 +30,31 @@ from rlhf_core.contract.legal_blocks.compile_jax import run_input_columns
 from rlhf_core.contract.legal_blocks.normalize import RunStats, needs_run_stats
 from rlhf_core.errors import ContractError
 from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.schemas import NULL_VETO_COLUMN
 from rlhf_core.lake.store import Lake
 from rlhf_core.scoring import score_table
-from rlhf_core.scoring.schema import score_input_columns, scores_schema
+from rlhf_core.scoring.schema import score_input_columns, scores_schema, text_input_columns
 from rlhf_core.scoring.score import run_values
 from rlhf_core.scoring.shards import Shard, list_pieces, plan_shards, read_shard
 from tasks.policies import IO_RETRY_OPTIONS
 
 SCORES = Table.SCORES
+
+
+def _read_shard(program: Any, shard: Shard, columns: list[str], lake_root: str,
+                optional: list[str] | None = None) -> Any:
+    """A shard's columns; through the lake when the contract reads text (``len(response)``), which
+    an encrypted lake keeps encrypted (numeric inputs read as they are, with no key)."""
+    if not set(text_input_columns(program)) & set(columns):
+        return read_shard(shard, columns, optional=optional or ())
+    lake = Lake(lake_root)
+    try:
+        return read_shard(shard, columns, optional=optional or (), open_file=lake.open_parquet)
+    except OSError as exc:
+        explained = lake.encryption.explain(exc, f"scoring shard {shard.index}")
+        if explained is None:
+            raise
+        raise explained from None
 
 
 @task(name="plan-shards", **IO_RETRY_OPTIONS)
@@ -80,7 +97,7 @@ def compute_run_stats(contract_path: str, contract_hash: str, shards: list[Shard
     values: dict[str, list[Any]] = {}
     columns = list(run_input_columns(program))
     for shard in shards:
-        for key, part in run_values(program, read_shard(shard, columns)).items():
+        for key, part in run_values(program, _read_shard(program, shard, columns, lake_root)).items():
             values.setdefault(key, []).append(part)
     data = RunStats.from_values(program, values).to_bytes(contract_hash)
     digest = hashlib.sha256(data).hexdigest()[:16]
@@ -113,7 +130,8 @@ def score_shard(contract_path: str, contract_hash: str, shard: Shard, run_id: st
                 "run_stats=...); scoring a shard on its own statistics would be wrong"
             )
         stats = read_run_stats(lake_root, run_stats, contract_hash)
-    table = read_shard(shard, score_input_columns(program))
+    table = _read_shard(program, shard, score_input_columns(program), lake_root,
+                        optional=[NULL_VETO_COLUMN])
     scores = score_table(program, table, id_columns=["prompt_id", "response_id"],
                          run_stats=stats)
     path = Lake(lake_root).write_part(

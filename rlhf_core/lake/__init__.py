@@ -6,6 +6,8 @@ Public API (imported lazily)::
     Table, TableSpec, TABLES, spec(table)   # catalog.py: every table once (schema, suite, writer)
     record_run_start / record_run_end / get_run / list_run_records   # runs.py
     Warehouse(lake)                         # warehouse.py: DuckDB views over the lake
+    TEXT_COLUMNS                            # text_columns.py: what encryption at rest covers
+                                            # (encryption.py, keyfile.py, rotation.py: `keys ...`)
     check_run_id(run_id), check_table_name(table)
 """
 
@@ -25,6 +27,7 @@ _EXPORTS = {
     "get_run": "rlhf_core.lake.runs",
     "list_run_records": "rlhf_core.lake.runs",
     "Warehouse": "rlhf_core.lake.warehouse",
+    "TEXT_COLUMNS": "rlhf_core.lake.text_columns",
     "check_run_id": "rlhf_core.lake.names",
     "check_table_name": "rlhf_core.lake.names",
 }

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import pyarrow.fs as pafs
 
+from rlhf_core.lake.encryption import key_material_path, part_of_key_material
 from rlhf_core.lake.fs import TEMP_PREFIX, is_local, write_bytes_atomic
 from rlhf_core.lake.names import PART_RE
 
@@ -71,7 +72,7 @@ def swap_in_directory(filesystem: pafs.FileSystem, staging: str, final: str, tra
 def _swap_file_by_file(filesystem: pafs.FileSystem, staging: str, final: str) -> None:
     selector = pafs.FileSelector(staging, allow_not_found=True)
     staged = {i.base_name: i.path for i in filesystem.get_file_info(selector)
-              if PART_RE.match(i.base_name)}
+              if PART_RE.match(i.base_name) or part_of_key_material(i.base_name)}
     filesystem.create_dir(final, recursive=True)
     for info in filesystem.get_file_info(pafs.FileSelector(final, allow_not_found=True)):
         if PART_RE.match(info.base_name) and info.base_name not in staged:
@@ -110,15 +111,19 @@ def publish_with_marker(filesystem: pafs.FileSystem, staging: str, final: str,
         filesystem: The pyarrow filesystem (an object store).
         staging: Directory holding every part in ``names`` (deleted once the marker is written).
         final: The partition directory readers see.
-        names: Part file names to publish; any other part in ``final`` is removed.
+        names: Part file names to publish (with the key material of encrypted ones); any other
+            part in ``final`` is removed.
     """
     marker = posixpath.join(final, COMMIT_MARKER)
     _delete_if_present(filesystem, marker)
     wanted = set(names)
     for info in filesystem.get_file_info(pafs.FileSelector(final, allow_not_found=True)):
-        stale_part = PART_RE.match(info.base_name) and info.base_name not in wanted
+        part = PART_RE.match(info.base_name) and info.base_name or part_of_key_material(info.base_name)
+        stale_part = part and part not in wanted
         if info.type == pafs.FileType.File and (stale_part or info.base_name.startswith(TEMP_PREFIX)):
             filesystem.delete_file(info.path)
+    staged = {i.base_name for i in filesystem.get_file_info(pafs.FileSelector(staging, allow_not_found=True))}
+    names = [*names, *(m for m in (posixpath.basename(key_material_path(n)) for n in names) if m in staged)]
     filesystem.create_dir(final, recursive=True)
     # Server-side copies, not moves: until the marker exists the staging directory stays whole,
     # so a commit killed here is simply redone by the next one.

@@ -20,6 +20,10 @@ into place. On an object store (``s3://``) a partition is visible only while its
   for a single-part partition.
 
 A writer killed at any point leaves only hidden files; re-running the same run id is idempotent.
+
+On an encrypted lake (``<root>/keys/master.key`` exists) the free-text columns of every part are
+written encrypted and read back decrypted (:mod:`rlhf_core.lake.encryption`); code reading a part
+file directly opens it with :meth:`Lake.open_part` so it gets the key too.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import posixpath
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -46,10 +51,12 @@ from rlhf_core.lake.commit import (
     unpublish,
     uses_commit_markers,
 )
+from rlhf_core.lake.encryption import KEY_FILE_PARTS, LakeEncryption
 from rlhf_core.lake.fs import (
     atomic_write,
     is_local,
     remove_stale_temps,
+    resolve_paths,
     resolve_root,
     write_bytes_atomic,
 )
@@ -137,6 +144,11 @@ class Lake:
         """Hidden staging directory of a partition awaiting :meth:`commit_partition`."""
         return posixpath.join(self.table_path(table), f"{STAGING_PREFIX}{PARTITION_KEY}={check_run_id(run_id)}")
 
+    @cached_property
+    def encryption(self) -> LakeEncryption:
+        """Whether this lake encrypts its text columns (checked once per lake object)."""
+        return LakeEncryption(self.fs, self.path(*KEY_FILE_PARTS))
+
     def _exists(self, path: str, kind: pafs.FileType = pafs.FileType.Directory) -> bool:
         return self.fs.get_file_info(path).type == kind
 
@@ -180,12 +192,14 @@ class Lake:
         conformed = self._prepare(table, run_id, data, schema, metadata)
         directory = self.staging_path(table, run_id) if staged else self.partition_path(table, run_id)
         target = posixpath.join(directory, part_name(part))
+        encryption = self.encryption.write_properties(table, target, conformed.schema)
         atomic_write(
             self.fs,
             target,
             lambda tmp: pq.write_table(
                 conformed, tmp, filesystem=self.fs, compression=COMPRESSION,
                 use_dictionary=True if dictionary_columns is None else list(dictionary_columns),
+                encryption_properties=encryption,
             ),
         )
         return self._published_directly(target, directory, staged)
@@ -215,9 +229,12 @@ class Lake:
         """
         full_schema = stamp_schema(schema, table, run_id, metadata)
         directory = self.staging_path(table, run_id) if staged else self.partition_path(table, run_id)
+        encryption = self.encryption.write_properties(
+            table, posixpath.join(directory, part_name(part)), full_schema)
 
         def _write(tmp: str) -> None:
-            with pq.ParquetWriter(tmp, full_schema, filesystem=self.fs, compression=COMPRESSION) as out:
+            with pq.ParquetWriter(tmp, full_schema, filesystem=self.fs, compression=COMPRESSION,
+                                  encryption_properties=encryption) as out:
                 for chunk in batches:
                     out.write_table(conform(chunk, schema, where=f"{table} run {run_id}"))
 
@@ -407,6 +424,9 @@ class Lake:
                 runs whose column types conflict.
         """
         path = self.table_path(table)
+        encrypted = self.encryption.enabled
+        # Encrypted parts cannot be opened for schema discovery: the schema comes from footers.
+        unify = unify or (encrypted and schema is None)
         parts = self.visible_parts(table) if self._marked or unify else None
         if not (parts if parts is not None else self.has_data(table)):
             raise LakeError(f"lake table {table!r} has no data under {path}; run the flow that "
@@ -415,11 +435,12 @@ class Lake:
             schema = unified_schema(self.fs, [run_parts[0] for run_parts in parts.values()], table)
         if schema is not None and PARTITION_KEY not in schema.names:
             schema = schema.append(pa.field(PARTITION_KEY, pa.string()))
+        fmt = self.encryption.scan_format() if encrypted else "parquet"
         if self._marked and parts:  # only marked partitions: name their parts, don't discover
             return ds.dataset([p for run_parts in parts.values() for p in run_parts], schema=schema,
-                              format="parquet", filesystem=self.fs, partitioning=_HIVE,
+                              format=fmt, filesystem=self.fs, partitioning=_HIVE,
                               partition_base_dir=path)
-        return ds.dataset(path, schema=schema, format="parquet", filesystem=self.fs,
+        return ds.dataset(path, schema=schema, format=fmt, filesystem=self.fs,
                           partitioning=_HIVE, ignore_prefixes=[".", "_"])
 
     def read_table(
@@ -433,17 +454,55 @@ class Lake:
 
         Raises:
             LakeError: If the table or the requested run has no data.
+            LakeKeyError: If the read touches encrypted text without the lake's key.
         """
         if run_id is None:
-            return self.dataset(table).to_table(columns=columns, filter=filter)
-        parts = self.part_paths(table, run_id)
-        if not parts:
-            raise LakeError(f"lake table {table!r} has no partition for run {run_id}; "
-                            f"runs present: {', '.join(self.list_runs(table)) or 'none'}")
-        # Only this partition's files are opened, however many runs the table holds.
-        data = ds.dataset(parts, format="parquet", filesystem=self.fs, partitioning=_HIVE,
-                          partition_base_dir=self.table_path(table))
-        return data.to_table(columns=columns, filter=filter)
+            data = self.dataset(table)
+        else:
+            parts = self.part_paths(table, run_id)
+            if not parts:
+                raise LakeError(f"lake table {table!r} has no partition for run {run_id}; "
+                                f"runs present: {', '.join(self.list_runs(table)) or 'none'}")
+            # Only this partition's files are opened, however many runs the table holds.
+            encrypted = self.encryption.enabled
+            # An encrypted part cannot be opened for discovery; its plaintext footer has the schema.
+            schema = (pq.read_schema(parts[0], filesystem=self.fs).append(
+                pa.field(PARTITION_KEY, pa.string())) if encrypted else None)
+            data = ds.dataset(parts, format=self.encryption.scan_format() if encrypted else "parquet",
+                              schema=schema, filesystem=self.fs, partitioning=_HIVE,
+                              partition_base_dir=self.table_path(table))
+        try:
+            return data.to_table(columns=columns, filter=filter)
+        except OSError as exc:
+            explained = self.encryption.explain(exc, f"lake table {table!r}")
+            if explained is None:
+                raise
+            raise explained from None
+
+    def open_part(self, path: str) -> pq.ParquetFile:
+        """One part file of this lake (a path on :attr:`fs`), decrypting when the key is at hand."""
+        return self.encryption.open_file(path) if self.encryption.enabled else pq.ParquetFile(
+            path, filesystem=self.fs)
+
+    def open_parquet(self, location: str) -> pq.ParquetFile:
+        """A Parquet file named by a local path or a lake URI (as tasks hand them on), opened with
+        :meth:`open_part` so a part of this encrypted lake decrypts (any other file reads as is)."""
+        _, paths = resolve_paths([location])
+        return self.open_part(paths[0])
+
+    def read_part(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        """Every row of one part file (some columns), decrypted on an encrypted lake.
+
+        Raises:
+            LakeKeyError: If the read touches encrypted text without the lake's key.
+        """
+        try:
+            return self.open_part(path).read(columns=columns)
+        except OSError as exc:
+            explained = self.encryption.explain(exc, path)
+            if explained is None:
+                raise
+            raise explained from None
 
     def read_run(self, table: str, run_id: str, columns: list[str] | None = None) -> pa.Table:
         """One run's rows of ``table`` in its stored schema (without the ``run_id`` partition column).

@@ -14,6 +14,12 @@ table the statement names is a pyarrow dataset over its committed parts (schemas
 runs, as ``union_by_name`` does), read through the lake's own pyarrow filesystem and credentials,
 so DuckDB needs no ``httpfs`` extension (none to download); ``audit`` is the audit log object read
 with ``read_json``. Same SQL, same views, same types.
+
+On an encrypted lake (:mod:`rlhf_core.lake.encryption`) DuckDB's reader cannot unwrap pyarrow's
+per-column keys. With ``RLHF_WIZARD_LAKE_PASSPHRASE`` set, :meth:`Warehouse.query` therefore takes
+the in-memory route above, over pyarrow datasets that decrypt; without it, the views read the
+files directly, which serves every query over ids and numeric columns (their footers and pages are
+plaintext), and a query touching encrypted text fails with one line saying to set the passphrase.
 """
 
 from __future__ import annotations
@@ -111,8 +117,13 @@ class Warehouse:
         finally:
             con.close()
 
+    def _decrypts(self) -> bool:
+        """Whether queries must read through pyarrow: an encrypted lake whose key is at hand."""
+        return self.lake.encryption.enabled and self.lake.encryption.crypto(required=False) is not None
+
     def _remote_connection(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
-        """In-memory views over a remote lake: the tables ``sql`` names (every table when None).
+        """In-memory views over a remote (or decrypted) lake: the tables ``sql`` names (every
+        table when None).
 
         Only the named tables are listed and opened, so a query costs requests for its own
         tables, not for the whole lake.
@@ -222,7 +233,7 @@ class Warehouse:
         Raises:
             LakeError: If the statement fails (the message names the available views).
         """
-        if self.path is None:
+        if self.path is None or self._decrypts():
             con = self._remote_connection(sql)
             try:
                 return self._run(con, sql, params, limit)
@@ -253,6 +264,9 @@ class Warehouse:
             return _take(relation.to_arrow_reader(min(max(limit, 1), 100_000)), limit)
         except duckdb.Error as exc:
             first = first_line(exc)
+            explained = self.lake.encryption.explain(exc, "query")
+            if explained is not None:
+                raise explained from exc
             raise LakeError(f"query failed: {first}; views: "
                             f"{', '.join(sorted(self._existing_views(con))) or 'none'}") from exc
 

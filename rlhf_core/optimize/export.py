@@ -12,6 +12,10 @@ converts each batch to the trainer format (:mod:`rlhf_core.optimize.formats`) an
 
 Either way an ``export_written`` entry (path, format, rows, contract hash, and the file's or
 the manifest's SHA-256) goes to the audit log. ``verify_folder`` checks a folder byte for byte.
+
+Pair formats skip the ``unpaired`` rows of ``ties: kto`` (only ``kto`` reads them), and a run
+whose pairs failed the contract's length gate is not exported at all
+(:func:`rlhf_core.optimize.length_gate.require_length_gate`, one line naming the fix).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -34,6 +39,7 @@ from rlhf_core.lake.catalog import PAIRS_SCHEMA, Table
 from rlhf_core.lake.fs import atomic_write
 from rlhf_core.lake.store import Lake
 from rlhf_core.optimize.export_manifest import VerifiedExport, file_sha256, verify_export
+from rlhf_core.optimize.export_messages import attach_prompt_messages, multi_turn_prompts
 from rlhf_core.optimize.export_provenance import (
     Provenance,
     collect_provenance,
@@ -43,6 +49,8 @@ from rlhf_core.optimize.export_provenance import (
 from rlhf_core.optimize.export_sinks import open_sink, prefetch
 from rlhf_core.optimize.formats import SOURCE_SCHEMA, ExportFormat, get_format
 from rlhf_core.optimize.hf_dataset import write_dataset_folder
+from rlhf_core.optimize.length_gate import require_length_gate
+from rlhf_core.optimize.pair_rows import complete_pairs, paired_rows
 from rlhf_core.security.audit import AuditLog
 from rlhf_core.security.operator_key import load_operator_key, trusted_operator_keys
 
@@ -93,25 +101,31 @@ def plan_shards(lake: Lake, parts: list[str], shard_rows: int = SHARD_ROWS) -> l
 
 
 def source_batches(lake: Lake, run_id: str, shards: Sequence[SourceShard],
-                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    """The pairs of ``shards`` in order as :data:`SOURCE_SCHEMA` slices of ``batch_rows`` rows."""
+                   batch_rows: int = BATCH_ROWS, *, prompt_messages: bool = False,
+                   turns: pa.Table | None = None, paired_only: bool = False) -> Iterator[pa.Table]:
+    """The pairs of ``shards`` in order as :data:`SOURCE_SCHEMA` slices of ``batch_rows`` rows;
+    with ``prompt_messages``, plus the prompts' turns looked up in ``turns`` (see
+    :mod:`rlhf_core.optimize.export_messages`); with ``paired_only``, without the ``unpaired``
+    KTO-only rows of ``ties: kto`` (``_row`` still counts them)."""
     stored = PAIRS_SCHEMA.append(pa.field("contract_hash", pa.string()))
     for shard in shards:
         row = shard.first_row
         if not shard.row_groups:
             continue
-        with lake.fs.open_input_file(shard.part) as handle:
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows,
-                                                             row_groups=list(shard.row_groups)):
+        with lake.open_part(shard.part) as handle:  # decrypts the text on an encrypted lake
+            for batch in handle.iter_batches(batch_size=batch_rows, row_groups=list(shard.row_groups)):
                 table = pa.Table.from_batches([batch])
                 n = table.num_rows
                 if "contract_hash" not in table.column_names:
                     table = table.append_column("contract_hash", pa.nulls(n, pa.string()))
-                table = table.select(stored.names).cast(stored)
+                table = complete_pairs(table).select(stored.names).cast(stored)
                 table = table.append_column("run_id", pa.repeat(run_id, n)).append_column(
                     "_row", pa.array(np.arange(row, row + n, dtype=np.int64)))
                 row += n
-                yield table
+                if paired_only:  # filtered only when there is something to drop (no copy otherwise)
+                    keep = paired_rows(table.column("kind"))
+                    table = table if pc.all(keep).as_py() is not False else table.filter(keep)
+                yield attach_prompt_messages(table, turns) if prompt_messages else table
 
 
 def _write_file(out: Path, fmt: ExportFormat, batches: Iterator[pa.Table], prov: Provenance) -> int:
@@ -155,6 +169,7 @@ def export_pairs(run_id: str, out: str | os.PathLike[str], lake: Lake | None = N
     Raises:
         DataError: The run has no pairs, the format is unknown, ``hf`` was asked as a file, or
             the test share is out of range.
+        LengthBiasError: The pairs failed the contract's length gate (``max_chosen_longer``).
     """
     lake = lake or Lake.from_env()
     fmt = get_format(format)
@@ -169,15 +184,18 @@ def export_pairs(run_id: str, out: str | os.PathLike[str], lake: Lake | None = N
     if not as_file and not 0.0 <= test_share < 1.0:
         raise DataError(f"--test-share must be in [0, 1), got {test_share}")
     prov = collect_provenance(lake, run_id, parts, license_id=license_id)
+    require_length_gate(prov.pair_counts, run_id)
     shards = plan_shards(lake, parts, SHARD_ROWS)
     result: dict[str, Any] = {"path": str(out), "format": fmt.name, "contract_hash": prov.contract_hash}
+    read = partial(source_batches, paired_only=not fmt.unpaired, prompt_messages=fmt.prompt_messages,
+                   turns=multi_turn_prompts(lake, run_id) if fmt.prompt_messages else None)
     if as_file:
-        result["rows"] = _write_file(out, fmt, prefetch(source_batches(lake, run_id, shards)), prov)
+        result["rows"] = _write_file(out, fmt, prefetch(read(lake, run_id, shards)), prov)
         result["sha256"] = file_sha256(out)
     else:
         key = load_operator_key(lake)
         groups = [shards] if fmt.whole_split else [[shard] for shard in shards]
-        sources = [partial(source_batches, lake, run_id, group) for group in groups]
+        sources = [partial(read, lake, run_id, group) for group in groups]
         folder = write_dataset_folder(out, fmt, sources, prov, key, test_share=test_share, seed=seed)
         result.update(rows=sum(s.rows for s in folder.splits), splits={s.name: s.rows for s in folder.splits},
                       manifest_sha256=folder.manifest_sha256, key_id=folder.key_id)

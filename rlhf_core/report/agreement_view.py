@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhf_core.lake.catalog import Table
+from rlhf_core.lake.catalog import DISAGREEMENTS_SCHEMA, Table
 from rlhf_core.lake.store import Lake
+from rlhf_core.lake.text_columns import TEXT_COLUMNS
 from rlhf_core.report.optional_tables import read_json
 
 TOP_DISAGREEMENTS = 5
 """Pairs per criterion the report shows (the table in the lake keeps more)."""
 TEXT_CHARS = 400
 """Characters of a prompt or response the report shows before cutting it."""
+WITHHELD = "[text withheld: the lake encrypts text at rest; read it with `rlhf-wizard query`]"
+"""What the report shows instead of a text on an encrypted lake (the report is a plain file)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,9 @@ class AgreementView:
         return tuple(dict.fromkeys(r["criterion"] for r in self.signals))
 
 
-def _cut(text: str | None) -> str:
+def _cut(text: str | None, withheld: bool = False) -> str:
+    if withheld:
+        return WITHHELD
     text = text or ""
     return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + " …"
 
@@ -53,11 +58,13 @@ def read_agreement(lake: Lake, run_id: str) -> AgreementView | None:
         return None
     rows = lake.read_run(Table.AGREEMENT, run_id).to_pylist()
     review = []
+    withheld = lake.encryption.enabled  # never copy encrypted text into a plain HTML file
     if lake.part_paths(Table.DISAGREEMENTS, run_id):
-        for row in lake.read_run(Table.DISAGREEMENTS, run_id).to_pylist():
+        text = list(TEXT_COLUMNS[Table.DISAGREEMENTS])
+        columns = [c for c in DISAGREEMENTS_SCHEMA.names if c not in text] if withheld else None
+        for row in lake.read_run(Table.DISAGREEMENTS, run_id, columns=columns).to_pylist():
             if row["rank"] <= TOP_DISAGREEMENTS:
-                review.append({**row, "prompt": _cut(row["prompt"]), "chosen": _cut(row["chosen"]),
-                               "rejected": _cut(row["rejected"])})
+                review.append({**row, **{c: _cut(row.get(c), withheld) for c in text}})
     criteria = dict.fromkeys(r["criterion"] for r in rows)
     calibrations = [doc for c in criteria
                     for doc in [read_json(lake, f"artifacts/{run_id}/calibration-{c}.json")]

@@ -34,6 +34,12 @@ def score_input_columns(program: ContractProgram) -> list[str]:
     return list(dict.fromkeys([f.name for f in SCORE_ID_FIELDS] + [d.name for d in program.inputs]))
 
 
+def text_input_columns(program: ContractProgram) -> list[str]:
+    """Declared ``str`` inputs (read through ``len``): on an encrypted lake these are encrypted
+    text columns, so reading them needs the lake's key."""
+    return [d.name for d in program.inputs if d.dtype == "str"]
+
+
 def quantifier_columns(program: ContractProgram) -> list[str]:
     """``v_<label>`` columns of the FORALL / EXISTS clauses (prompt-level flags)."""
     return [f"v_{c.label}" for c in program.clauses if c.kind in ("FORALL", "EXISTS")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -145,23 +146,35 @@ def _group_units(pieces: list[Piece]) -> list[list[Piece]]:
     return units
 
 
-def read_shard(shard: Shard, columns: list[str], filesystem: pafs.FileSystem | None = None) -> pa.Table:
+def read_shard(shard: Shard, columns: list[str], filesystem: pafs.FileSystem | None = None,
+               optional: Sequence[str] = (),
+               open_file: Callable[[str], pq.ParquetFile] | None = None) -> pa.Table:
     """Read ``columns`` of a shard's row groups, in piece order, as one table.
+
+    ``optional`` columns are read from the files that have them (null in the rows of the others).
+    ``open_file`` opens a piece's file instead of ``pq.ParquetFile`` (e.g.
+    :meth:`rlhf_core.lake.store.Lake.open_parquet`, which decrypts an encrypted lake's text).
 
     Raises:
         DataError: A file lacks one of ``columns`` (names the file and the missing columns).
     """
     tables = []
     handles: dict[str, pq.ParquetFile] = {}
+    wanted: dict[str, list[str]] = {}
     for piece in shard.pieces:
         handle = handles.get(piece.path)
         if handle is None:
-            handle = handles[piece.path] = pq.ParquetFile(piece.path, filesystem=filesystem)
-            missing = sorted(set(columns) - set(handle.schema_arrow.names))
+            handle = handles[piece.path] = (open_file(piece.path) if open_file is not None else
+                                            pq.ParquetFile(piece.path, filesystem=filesystem))
+            names = set(handle.schema_arrow.names)
+            missing = sorted(set(columns) - names)
             if missing:
                 raise DataError(
                     f"{piece.path}: missing input column(s) {missing} required by the contract; "
                     "add them to the data or map them with an adapter"
                 )
-        tables.append(handle.read_row_group(piece.row_group, columns=columns))
-    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            wanted[piece.path] = [*columns, *(c for c in optional if c in names and c not in columns)]
+        tables.append(handle.read_row_group(piece.row_group, columns=wanted[piece.path]))
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="default" if optional else "none")

@@ -4,7 +4,8 @@ The two compilations of one checked contract must agree on every row. This check
 run's responses with the contract's own SQL and compares every output column row by row
 (joined on ``response_id``): booleans exactly, floats within ``atol + rtol·|sql|``. ENSURES masks
 compare the final reward with a constant, so they must agree wherever the two rewards are
-bit-identical (a reward one float32 ulp apart may sit on either side of the threshold).
+bit-identical (a reward one float32 ulp apart may sit on either side of the threshold). The
+responses' ``null_veto`` flags (``on_null: veto``) enter both sides.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from rlhf_core.contract.legal_blocks.compile_sql import compile_sql, quote_ident
 from rlhf_core.contract.program import ContractProgram
 from rlhf_core.errors import DataError
 from rlhf_core.lake.scan import parquet_relation
+from rlhf_core.lake.schemas import NULL_VETO_COLUMN
+from rlhf_core.lake.store import Lake
+from rlhf_core.scoring.schema import text_input_columns
 
 
 def compare_scores_with_sql(
@@ -28,6 +32,7 @@ def compare_scores_with_sql(
     rtol: float = 1e-4,
     atol: float = 1e-5,
     examples: int = 5,
+    lake: Lake | None = None,
 ) -> dict[str, Any]:
     """Compare lake scores with the contract's SQL evaluated by DuckDB over the same responses.
 
@@ -35,15 +40,24 @@ def compare_scores_with_sql(
         ``{"rows", "sql_rows", "missing", "mismatches": {column: count}, "examples": [...]}``;
         ``ok`` is True when nothing is missing and no column mismatches.
 
+    Args:
+        lake: The lake of the responses; when it is encrypted and the contract reads text
+            (``len(response)``), the responses are decrypted with its key for DuckDB.
+
     Raises:
         DataError: The files cannot be read.
+        LakeKeyError: The contract reads encrypted text and the lake's key is not at hand.
     """
     sql_program = compile_sql(program)
     con = duckdb.connect()
+    decrypting = lake if lake is not None and text_input_columns(program) else None
     try:
-        parquet_relation(con, response_paths).create_view("responses")
+        parquet_relation(con, response_paths, decrypting).create_view("responses")
         parquet_relation(con, score_paths).create_view("jax_scores")
-        con.execute(f"CREATE TEMP TABLE sql_scores AS {sql_program.select('responses', ['response_id'])}")
+        veto = NULL_VETO_COLUMN if NULL_VETO_COLUMN in con.sql(
+            "SELECT * FROM responses LIMIT 0").columns else None
+        con.execute("CREATE TEMP TABLE sql_scores AS "
+                    + sql_program.select("responses", ["response_id"], veto_column=veto))
         lake_columns = set(con.sql("SELECT * FROM jax_scores LIMIT 0").columns)
         columns = [c for c in sql_program.output_names if c in lake_columns]
         probe = con.sql("SELECT * FROM sql_scores LIMIT 0")
@@ -81,6 +95,9 @@ def compare_scores_with_sql(
             ).fetchone()
             sample.append({"column": col, "response_id": row[0], "jax": row[1], "sql": row[2]})
     except duckdb.Error as exc:
+        explained = lake.encryption.explain(exc, "differential check") if lake is not None else None
+        if explained is not None:
+            raise explained from exc
         raise DataError(f"differential check could not read the run's files: {exc}") from exc
     finally:
         con.close()
