@@ -76,6 +76,10 @@ def main() -> None:
     from ops.runtime import prefect_api
 
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    # Runs read and write only under configured roots (docs/security.md): this benchmark's own.
+    os.environ["RLHF_WIZARD_DATA_ROOTS"] = os.pathsep.join(
+        str(p) for p in (REPO / ".wizard" / "bench-data", REPO / "configs", work))
+    os.environ["RLHF_WIZARD_OUTPUT_ROOTS"] = str(work)
     shard_rows = max(rows // 4, 1)
     try:
         api_started = time.perf_counter()

@@ -534,6 +534,10 @@ def main() -> None:
 
     warm_up_in_background()
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    # Runs read and write only under configured roots (docs/security.md): this benchmark's own.
+    os.environ["RLHF_WIZARD_DATA_ROOTS"] = os.pathsep.join(
+        str(p) for p in (REPO / ".wizard" / "bench-data", REPO / "configs", work))
+    os.environ["RLHF_WIZARD_OUTPUT_ROOTS"] = str(work)
     try:
         with api, LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client, \

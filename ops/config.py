@@ -10,10 +10,12 @@ from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 from ruamel.yaml import YAML, YAMLError
 
 from ops.runtime import DaskConfig
 from rlhf_core.errors import ConfigError
+from rlhf_core.security.confine import ConfinementConfig
 
 PRESET_DIR = resources.files("ops") / "presets"
 """The shipped presets (package data): ``default.yaml``, ``kubernetes.yaml``, ``slurm.yaml``."""
@@ -45,6 +47,10 @@ class PipelineConfig(BaseModel):
     quality: QualityConfig = QualityConfig()
     scoring: ScoringConfig = ScoringConfig()
     dask: DaskConfig = DaskConfig()
+    # Where run parameters may point (ops/confinement.py). A worker enforces its own preset's
+    # section, never the one a run's ``config`` parameter carries: hidden from the run form.
+    confinement: SkipJsonSchema[ConfinementConfig] = Field(default_factory=ConfinementConfig,
+                                                           exclude=True)
 
 
 def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:

@@ -112,8 +112,35 @@ class DataQualityError(DataError):
     """Too many rows failed quality checks (the failure rate exceeded the configured threshold)."""
 
 
+class AccessDeniedError(WizardError):
+    """A principal may not perform an action under the installed access policy.
+
+    The message is one line naming the principal, the action and the missing permission (or the
+    token check that failed) and what to do; every denial is also written to the audit log.
+
+    Args:
+        message: The one-line denial.
+        principal: Who asked (``anonymous`` without credentials), when known.
+        action: The refused action (``run``, ``export`` ...), when known.
+    """
+
+    def __init__(self, message: str, *, principal: str | None = None, action: str | None = None) -> None:
+        self.principal = principal
+        self.action = action
+        super().__init__(message)
+
+
+class TokenError(AccessDeniedError):
+    """A run token (EdDSA JWT) failed verification: its reason alone, without the action."""
+
+
 class LakeError(WizardError):
     """Reading or writing the lake / warehouse failed."""
+
+
+class LakeKeyError(KeyFileError, LakeError):
+    """The lake's master key cannot be used: no passphrase, a wrong one, an altered key file, or
+    encrypted text read without the key."""
 
 
 class AuditError(WizardError):
@@ -146,3 +173,19 @@ class RemoteRetriesExhaustedError(RemoteScoringError):
 
 class DeploymentError(WizardError):
     """Deployments cannot be registered or served (no Prefect API, work pool, or deploy failure)."""
+
+
+class ConfinementError(WizardError):
+    """A path or URI given to a run lies outside the configured roots (refused before a byte of it
+    is read or written); the message names the parameter, the resolved path and the allowed roots.
+
+    Args:
+        message: What was refused and what to do.
+        parameter: The parameter (``data``, ``lake_root``, ``--out``, ...).
+        resolved: The path after symlinks and ``..`` were resolved (a URI as given).
+    """
+
+    def __init__(self, message: str, parameter: str = "", resolved: str = "") -> None:
+        self.parameter = parameter
+        self.resolved = resolved
+        super().__init__(message)

@@ -60,6 +60,17 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _confined_input_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs read and write only under configured roots (docs/security.md, "Confined inputs"):
+    the suite's are pytest's temporary folders, the repo's configs/ and demo contract, the shared
+    datasets and the object-storage tests' bucket; subprocesses inherit them."""
+    base = tmp_path_factory.getbasetemp().resolve()
+    data = [base, REPO_ROOT / "configs", REPO_ROOT / "rlhf_cli" / "examples", SHARED_DATA]
+    os.environ["RLHF_WIZARD_DATA_ROOTS"] = os.pathsep.join(str(p) for p in data)
+    os.environ["RLHF_WIZARD_OUTPUT_ROOTS"] = os.pathsep.join([str(base), "s3://rlhf-lake"])
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _logging_on_the_real_stderr() -> None:
     """Configure Prefect's logging once, on the real stderr, before any test runs a CLI command.
 

@@ -127,9 +127,11 @@ def test_wheel_installed_outside_the_checkout_lints_and_runs(tmp_path: Path) -> 
     assert Path(where["dist"]).resolve() == site.resolve()
     assert where["version"] == metadata.version("rlhf-contract-wizard")
 
-    contract = work / "demo.yaml"
+    # Inputs go to the lake's incoming folder, a data root with no settings (docs/security.md).
+    contract = home / "incoming" / "demo.yaml"
+    contract.parent.mkdir(parents=True)
     for name in ("demo.yaml", "demo.contract.dsse.json"):
-        shutil.copy2(CONTRACTS / name, work / name)
+        shutil.copy2(CONTRACTS / name, contract.parent / name)
     wizard = str(venv / "bin" / "rlhf-wizard")
     lint = json.loads(run(wizard, "contract", "lint", str(contract), "--json").stdout)
     assert lint["ok"] is True, lint
@@ -140,7 +142,7 @@ def test_wheel_installed_outside_the_checkout_lints_and_runs(tmp_path: Path) -> 
     assert checks["rlhf-contract-wizard"]["ok"] and str(site) in checks["rlhf-contract-wizard"]["detail"]
     assert checks["packages"]["ok"], [c for c in doctor["checks"] if not c["ok"]]
 
-    data = work / "data"
+    data = home / "incoming" / "data"
     run(wizard, "data", "generate", "--rows", str(ROWS), "--out", str(data))
     result = json.loads(run(wizard, "run", "--contract", str(contract), "--data", str(data),
                             "--run-id", RUN_ID, "--workers", "1", "--json", timeout=240).stdout)

@@ -26,9 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rlhf_core.errors import DataError
 from rlhf_core.ingest.adapters.base import IngestResult
 from rlhf_core.ingest.gate import GatedIngest, IngestGateError, gate_ingest
 from rlhf_core.ingest.nulls import NullInput
+from rlhf_core.ingest.raw_cap import cap_records
 from rlhf_core.lake.catalog import QUARANTINE_SCHEMA, Table
 from rlhf_core.lake.store import Lake
 from rlhf_core.quality.gx import check_table
@@ -59,8 +61,9 @@ class WrittenIngest:
     paths: dict[str, str]
 
     def counts(self) -> dict[str, Any]:
-        """Row counts: ``rows_in`` = ``accepted`` + ``quarantined`` (responses), plus pairs and
-        quarantine reasons by rule."""
+        """Row counts: ``rows_in`` = ``accepted`` + ``quarantined`` (responses), plus pairs,
+        accepted rows vetoed for a null contract input (``null_vetoed``, see
+        :mod:`rlhf_core.ingest.nulls`) and quarantine reasons by rule."""
         quarantine = self.gated.quarantine
         reasons = Counter(pc.fill_null(quarantine.column("rule"), "?").to_pylist())
         return {
@@ -71,6 +74,7 @@ class WrittenIngest:
                             + self.gated.summary["responses"]["quarantined"]
                             + self.gated.summary["contract_nulls"]["quarantined"]),
             "preferences": self.gated.preferences.num_rows,
+            "null_vetoed": self.gated.summary["contract_nulls"]["vetoed_rows"],
             "quarantined_total": quarantine.num_rows,
             "quarantine_reasons": dict(reasons),
             "duplicates": self.result.duplicates,
@@ -83,8 +87,23 @@ def quality_report_path(run_id: str) -> str:
 
 
 def read_source(source: str | Path, *, run_id: str, adapter: str | None = None,
-                mapping: str | Path | None = None) -> IngestResult:
-    """Read a source with an adapter, a mapping, or — with neither — as normalised Parquet."""
+                mapping: Any = None, split: str | None = None) -> IngestResult:
+    """Read a source with an adapter, a mapping, or — with neither — as normalised Parquet.
+
+    ``mapping`` is a mapping file or a loaded ``Mapping``; ``split`` overrides its split of a
+    Hugging Face dataset folder.
+
+    Raises:
+        DataError: ``split`` without a mapping, or what the adapter raises.
+    """
+    if split is not None:
+        if mapping is None:
+            raise DataError("--split applies to a mapping with format: huggingface; add "
+                            "--mapping FILE")
+        from rlhf_core.ingest.adapters.mapping import Mapping, load_mapping
+
+        loaded = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+        mapping = loaded.model_copy(update={"split": split})
     if adapter is None and mapping is None:
         from rlhf_core.ingest.native import read_native_responses
 
@@ -136,8 +155,9 @@ def sorted_by_prompt(table: pa.Table) -> bool:
 
 
 def write_quarantine(lake: Lake, run_id: str, quarantine: pa.Table) -> str:
-    """Cast ``quarantine`` to the catalog's schema, check it, and write the run's partition."""
-    quarantine = quarantine.cast(QUARANTINE_SCHEMA)
+    """Cast ``quarantine`` to the catalog's schema, cap its raw records
+    (:mod:`rlhf_core.ingest.raw_cap`), check it, and write the run's partition."""
+    quarantine = cap_records(quarantine.cast(QUARANTINE_SCHEMA))
     check_table(Table.QUARANTINE, quarantine, run_id=run_id, max_failure_rate=0.0)
     return lake.write_partition(Table.QUARANTINE, run_id, quarantine, QUARANTINE_SCHEMA)
 

@@ -37,6 +37,7 @@ from rlhf_core.errors import AuditError, KeyFileError
 from rlhf_core.lake.append_log import AppendLog
 from rlhf_core.lake.catalog import AUDIT_COLUMNS, AUDIT_LOG_PARTS
 from rlhf_core.lake.store import Lake
+from rlhf_core.security.access.context import active_grant
 from rlhf_core.security.operator_key import OPERATOR_KEY_ENV, OperatorKey, load_operator_key
 
 GENESIS_HASH = "0" * 64
@@ -46,6 +47,9 @@ KNOWN_KINDS = (
     "contract_validated", "contract_approved", "contract_rejected", "contract_used",
     "run_started", "run_finished", "run_failed", "export_written", "report_written",
     "attestation_written", "key_created", "evaluation_written", "contract_calibrated",
+    "access_granted", "access_denied", "policy_proposed", "policy_signed", "policy_installed",
+    "token_issued",
+    "input_refused", "lake_key_created", "lake_key_rotated",
 )
 BODY_FIELDS = ("seq", "timestamp", "kind", "actor", "subject", "details", "prev_hash", "key_id")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -196,7 +200,10 @@ class AuditLog:
                 any ``[a-z][a-z0-9_]*`` name is accepted).
             subject: What it happened to (run id, contract hash, file path).
             details: JSON-serialisable context (no NaN/Infinity).
-            actor: Who did it; ``$RLHF_WIZARD_ACTOR`` or the OS user by default.
+            actor: Who did it; by default the principal of the active access grant
+                (:func:`rlhf_core.security.access.context.active_grant`, whose role is added to
+                ``details`` as ``role``), else ``$RLHF_WIZARD_ACTOR`` or the OS user (open mode:
+                no access policy installed, entries exactly as before policies existed).
 
         Returns:
             The appended entry.
@@ -211,6 +218,10 @@ class AuditLog:
             plain_details = json.loads(json.dumps(dict(details or {}), allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit details for {kind} {subject}: not JSON-serialisable ({exc})") from exc
+        grant = active_grant()
+        if grant is not None and not grant.open and actor in (None, grant.principal):
+            actor = grant.principal
+            plain_details.setdefault("role", grant.role)
         key = self._operator_key()
         sealed: list[AuditEntry] = []
 

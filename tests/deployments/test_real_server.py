@@ -260,3 +260,43 @@ def test_a_deployment_run_cancelled_through_the_api_ends_cancelled_everywhere(se
     finally:
         survivors = serve.stop()
     assert not survivors, f"processes left behind by serve: {survivors}"
+
+
+def test_a_ui_run_on_a_system_file_is_refused_before_reading(server, tmp_path: Path) -> None:
+    """The UI's Run button on ``contract-pipeline`` with ``data`` = /etc/passwd: the run fails
+    with the one-line refusal, nothing reaches the lake, and the audit log records the refusal
+    (symlinks and ``..`` paths: tests/security/test_confine.py)."""
+    from rlhf_core.security.confine import REFUSAL_KIND
+
+    api, _ = server
+    started = time.monotonic()
+    lake_root = tmp_path / "lake"
+    env = _client_env(dict(os.environ), api, tmp_path / "client-home")
+    env["RLHF_WIZARD_HOME"] = str(lake_root)
+    serve = Service("rlhf-wizard serve", [str(BIN / "rlhf-wizard"), "serve"], env,
+                    tmp_path / "serve.log", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
+        while reply.status_code != 200 and time.monotonic() < deadline:
+            assert serve.proc.poll() is None, serve.tail()
+            time.sleep(1)
+            reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
+        assert reply.status_code == 200, f"serve did not register {PIPELINE}:\n{serve.tail()}"
+        params = {"params": {"contract": str(REPO_ROOT / "configs/contracts/helpsteer.yaml"),
+                             "data": "/etc/passwd", "adapter": "helpsteer", "run_id": "leak",
+                             "lake_root": str(lake_root)}}
+        created = _call("POST", f"{api}/deployments/{reply.json()['id']}/create_flow_run",
+                        json={"parameters": params, "state": {"type": "SCHEDULED"}})
+        assert created.status_code == 201, created.text
+        state = _wait_run(api, created.json()["id"], 120)["state"]
+        assert state["type"] == "FAILED", f"{state}\n{serve.tail()}"
+        assert "ConfinementError" in state["message"] and "parameter 'data'" in state["message"]
+    finally:
+        survivors = serve.stop()
+    assert not survivors, f"processes left behind by serve: {survivors}"
+    assert not (lake_root / "lake").exists(), "a refused run wrote to the lake"
+    (refused,) = [e for e in AuditLog(lake_root).entries() if e.kind == REFUSAL_KIND]
+    assert refused.subject == "contract-pipeline" and refused.details["run_id"] == "leak"
+    assert refused.details["resolved"] == "/etc/passwd"
+    print(f"\nUI-style refusal: {time.monotonic() - started:.1f} s")

@@ -117,4 +117,5 @@ def test_generate_command_writes_parquet(tmp_path: Path) -> None:
 def test_generate_defaults_to_wizard_home(wizard_home: Path) -> None:
     result = CliRunner().invoke(_app(), ["data", "generate", "--rows", "10", "--seed", "1"])
     assert result.exit_code == 0, result.output
-    assert [p.name for p in (wizard_home / "synthetic").iterdir()] == ["part-00000.parquet"]
+    synthetic = wizard_home / "incoming" / "synthetic"  # a default data root: runs may read it
+    assert [p.name for p in synthetic.iterdir()] == ["part-00000.parquet"]
