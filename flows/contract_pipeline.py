@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from flows.build_report import BuildReportParams, build_report
 from flows.fit_reward_models import FitRewardModelsParams, fit_reward_models_with
@@ -12,8 +12,10 @@ from flows.ingest_dataset import IngestDatasetParams, ingest_dataset
 from flows.optimize_policy import OptimizePolicyParams, optimize_policy
 from flows.score_responses import ScoreResponsesParams, score_responses_with
 from flows.validate_contract import ValidateContractParams, validate_contract
+from ops.access import guard
 from ops.cancel import cancellation_reason, shielded
 from ops.config import PipelineConfig
+from ops.confinement import confined
 from rlhf_core.errors import first_line
 from rlhf_core.remote import EndpointConfig
 from tasks.checks import check_scores_quality, verify_scores_with_sql
@@ -33,6 +35,8 @@ class ContractPipelineParams(BaseModel):
         data: Data file or directory.
         adapter: Adapter name (None: normalised responses Parquet, as the generator writes).
         mapping: Mapping file for the generic adapter.
+        split: Split of a Hugging Face dataset folder (``data/<split>-*.parquet``) read through
+            ``mapping`` (None: the mapping's own, else ``train``).
         run_id: Run id (re-running an id replaces its partitions).
         lake_root: Lake root.
         dry_run: Accept an unapproved contract.
@@ -49,6 +53,10 @@ class ContractPipelineParams(BaseModel):
         evaluate: Compare the reward with the data's preference labels (``agreement`` and
             ``disagreements``) whenever the run has labelled pairs.
         evaluation_resamples: Bootstrap resamples over prompts for the agreement intervals.
+        token: Run token (``rlhf-wizard access token``); needed once an access policy is
+            installed (docs/security.md). Shown to anyone who can read the run's parameters:
+            prefer ``token_block`` for schedules.
+        token_block: Name of a Prefect ``Secret`` block holding the run token.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -57,6 +65,7 @@ class ContractPipelineParams(BaseModel):
     data: str
     adapter: str | None = None
     mapping: str | None = None
+    split: str | None = None
     run_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
     lake_root: str = ".wizard"
     dry_run: bool = False
@@ -69,11 +78,15 @@ class ContractPipelineParams(BaseModel):
     kl_budget: float | None = Field(default=None, ge=0.0)
     evaluate: bool = True
     evaluation_resamples: int = Field(default=1000, ge=0, le=100_000)
+    token: SecretStr | None = None
+    token_block: str | None = None
 
 
 @flow(name="contract-pipeline", log_prints=True)
 def contract_pipeline(params: ContractPipelineParams) -> dict:
     """The main job: one governed scoring run, from contract to queryable, audited results."""
+    params = confined(params, "contract-pipeline", data=("contract", "data", "mapping"))
+    guard(params, "run", contract=params.contract, replaces=True)
     start_run(params.run_id, "contract-pipeline", params.lake_root, params.model_dump(mode="json"))
     counts: dict[str, int] = {}
     try:
@@ -81,7 +94,8 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
             contract=params.contract, dry_run=params.dry_run, lake_root=params.lake_root))
         record_contract_use(contract["hash"], params.run_id, params.lake_root, params.dry_run)
         ingest = ingest_dataset(IngestDatasetParams(
-            source=params.data, adapter=params.adapter, mapping=params.mapping, run_id=params.run_id,
+            source=params.data, adapter=params.adapter, mapping=params.mapping, split=params.split,
+            run_id=params.run_id,
             lake_root=params.lake_root, max_failure_rate=params.config.quality.max_failure_rate,
             part_rows=params.config.scoring.shard_rows, contract=params.contract))
         counts.update(rows_in=ingest["rows_in"], accepted=ingest["accepted"],
@@ -102,7 +116,8 @@ def contract_pipeline(params: ContractPipelineParams) -> dict:
             shard_rows=params.config.scoring.shard_rows), params.config.dask, rows=ingest["accepted"])
         counts["scored"] = scored["rows"]
         quality = check_scores_quality(scored["paths"], params.run_id, params.lake_root)
-        verified = (verify_scores_with_sql(params.contract, response_paths, scored["paths"])
+        verified = (verify_scores_with_sql(params.contract, response_paths, scored["paths"],
+                                           params.lake_root)
                     if params.config.scoring.differential_check else None)
         optimized = (optimize_policy(OptimizePolicyParams(
             contract=params.contract, run_id=params.run_id, lake_root=params.lake_root,

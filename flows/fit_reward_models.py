@@ -6,8 +6,10 @@ from itertools import product
 from typing import Literal
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ops.access import guard
+from ops.confinement import confined
 from ops.runtime import DaskConfig, make_task_runner
 from tasks.preference import fit_candidate, select_reward_models
 
@@ -27,6 +29,10 @@ class FitRewardModelsParams(BaseModel):
         hidden: 0 for a linear head, else the width of a one-hidden-layer MLP.
         ties: ``drop`` ties or keep them as half-wins (``half``).
         numeric_columns: Numeric response attributes used as features next to the text features.
+        token: Run token (``rlhf-wizard access token``); needed once an access policy is
+            installed (docs/security.md). Shown to anyone who can read the run's parameters:
+            prefer ``token_block`` for schedules.
+        token_block: Name of a Prefect ``Secret`` block holding the run token.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,11 +47,15 @@ class FitRewardModelsParams(BaseModel):
     hidden: int = Field(default=0, ge=0, le=1024)
     ties: Literal["drop", "half"] = "drop"
     numeric_columns: list[str] = Field(default_factory=list)
+    token: SecretStr | None = None
+    token_block: str | None = None
 
 
 @flow(name="fit-reward-models", task_runner=make_task_runner(DaskConfig()), log_prints=True)
 def fit_reward_models(params: FitRewardModelsParams) -> dict:
     """Fan out criteria × seeds × L2 on Dask -> pick the best per criterion -> score responses."""
+    params = confined(params, "fit-reward-models")
+    guard(params, "run")
     grid = list(product(params.criteria, params.seeds, params.l2_grid))
     futures = [
         fit_candidate.submit(params.run_id, params.lake_root, i, criterion, seed, l2, params.k_folds,

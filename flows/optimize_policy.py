@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.futures import wait
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ops.access import guard
+from ops.confinement import confined
 from tasks.optimize import compute_pareto_front, export_dpo_pairs, solve_kl_policy
 
 
@@ -19,6 +21,10 @@ class OptimizePolicyParams(BaseModel):
         cost_column: Scores column constrained in expectation (``penalty``, a ``u_*`` or ``v_*``).
         budget: Upper bound on the policy's expected cost; None: midway between the cheapest
             achievable expected cost and the reference policy's (always feasible).
+        token: Run token (``rlhf-wizard access token``); needed once an access policy is
+            installed (docs/security.md). Shown to anyone who can read the run's parameters:
+            prefer ``token_block`` for schedules.
+        token_block: Name of a Prefect ``Secret`` block holding the run token.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -28,12 +34,16 @@ class OptimizePolicyParams(BaseModel):
     lake_root: str = ".wizard"
     cost_column: str = "penalty"
     budget: float | None = Field(default=None, ge=0.0)
+    token: SecretStr | None = None
+    token_block: str | None = None
 
 
 @flow(name="optimize-policy", log_prints=True)
 def optimize_policy(params: OptimizePolicyParams) -> dict:
     """Pareto front + Nash point, constrained KL policy, TRL DPO pairs: independent tasks (each
     reads the run's scores and writes its own table), run side by side."""
+    params = confined(params, "optimize-policy", data=("contract",))
+    guard(params, "run", contract=params.contract)
     pareto = compute_pareto_front.submit(params.contract, params.run_id, params.lake_root)
     policy = solve_kl_policy.submit(params.contract, params.run_id, params.lake_root,
                                     params.cost_column, params.budget)

@@ -9,8 +9,10 @@ import time
 from typing import Any
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
+from ops.access import guard
+from ops.confinement import confine_run
 from ops.runtime import DaskConfig, make_task_runner
 from rlhf_core.planner.config import SearchConfig
 from rlhf_core.planner.islands import epoch_lengths, island_count
@@ -32,6 +34,10 @@ class PlanCampaignParams(BaseModel):
         search: Schedule budget, seed, and the algorithm with its parameters.
         run_id: Run id; the ``plans`` partition of this id is (re)written.
         lake_root: Lake root (``RLHF_WIZARD_HOME``).
+        token: Run token (``rlhf-wizard access token``); needed once an access policy is
+            installed (docs/security.md). Shown to anyone who can read the run's parameters:
+            prefer ``token_block`` for schedules.
+        token_block: Name of a Prefect ``Secret`` block holding the run token.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -40,12 +46,20 @@ class PlanCampaignParams(BaseModel):
     search: SearchConfig = SearchConfig()
     run_id: str
     lake_root: str
+    token: SecretStr | None = None
+    token_block: str | None = None
 
 
 @flow(name="plan-campaign", task_runner=make_task_runner(DaskConfig()), log_prints=True)
 def plan_campaign(params: PlanCampaignParams) -> dict[str, Any]:
     """Start islands -> (advance every island -> migrate) per epoch -> publish the best plan."""
+    guard(params, "plan")
     started = time.time()
+    checked = confine_run("plan-campaign", data={"source.path": params.source.path},
+                          lake_root=params.lake_root, details={"run_id": params.run_id})
+    params = params.model_copy(update={
+        "source": params.source.model_copy(update={"path": checked["source.path"]}),
+        "lake_root": checked["lake_root"]})
     src, cfg, run_id, root = params.source, params.search, params.run_id, params.lake_root
     islands = island_count(cfg)
     if islands == 1:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ops.access import guard
+from ops.confinement import confined
 from ops.runtime import DaskConfig, make_task_runner
 from tasks.reporting import publish_score_summary
 from tasks.scoring import compute_run_stats, plan_score_shards, publish_scores, score_shard
@@ -22,6 +24,10 @@ class ScoreResponsesParams(BaseModel):
         group_column: Column naming a response's prompt.
         shard_rows: Rows per scoring task.
         keep_groups: Never split a prompt across shards (required when clauses quantify).
+        token: Run token (``rlhf-wizard access token``); needed once an access policy is
+            installed (docs/security.md). Shown to anyone who can read the run's parameters:
+            prefer ``token_block`` for schedules.
+        token_block: Name of a Prefect ``Secret`` block holding the run token.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -34,11 +40,15 @@ class ScoreResponsesParams(BaseModel):
     group_column: str = "prompt_id"
     shard_rows: int = Field(default=250_000, ge=1)
     keep_groups: bool = True
+    token: SecretStr | None = None
+    token_block: str | None = None
 
 
 @flow(name="score-responses", task_runner=make_task_runner(DaskConfig()), log_prints=True)
 def score_responses(params: ScoreResponsesParams) -> dict:
     """Plan shards -> score each shard on a worker -> publish the partition -> summarise."""
+    params = confined(params, "score-responses", data=("contract",), lake_files=("inputs",))
+    guard(params, "run", contract=params.contract)
     shards = plan_score_shards(params.inputs, params.group_column, params.shard_rows, params.keep_groups)
     # ``... IN run`` normalisations need statistics of the whole run: computed once, read by every
     # shard (None, and nothing read, for contracts without them).

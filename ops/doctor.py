@@ -3,7 +3,8 @@
 Python and package versions against the ranges the installed distribution declares (read with
 :mod:`importlib.metadata`, so an installed wheel checks itself without a pyproject.toml), the lake (writable, every
 table's part files readable with the columns their schema requires), the DuckDB warehouse (opens,
-views refresh) and key files (private keys readable by their owner only). Each check returns
+views refresh), key files (private keys readable by their owner only) and encryption at rest
+(off, or the master key version and whether the passphrase opens it). Each check returns
 :class:`Check` rows; a failed row carries the fix. ``rlhf-wizard doctor`` adds the Prefect API and
 Dask scheduler checks from :mod:`ops.health`.
 """
@@ -27,6 +28,8 @@ from packaging.specifiers import SpecifierSet
 from rlhf_core.errors import WizardError, first_line
 from rlhf_core.lake.catalog import QUARANTINE_SCHEMA
 from rlhf_core.lake.fs import is_local, write_bytes_atomic
+from rlhf_core.lake.keyfile import LAKE_PASSPHRASE_ENV, lake_passphrase
+from rlhf_core.lake.rotation import encryption_status
 from rlhf_core.lake.runs import RUNS_SCHEMA, RUNS_TABLE
 from rlhf_core.lake.schemas import PREFERENCE_BASE_FIELDS, RESPONSE_BASE_FIELDS
 from rlhf_core.lake.store import Lake
@@ -233,6 +236,40 @@ def check_operator_key(lake: Lake) -> Check:
     return _owner_only(path, "operator key", f"restore {path} from backup or remove it to make a new one")
 
 
+def check_lake_encryption(lake: Lake) -> Check:
+    """Encryption at rest: off, or on with the master key version and whether the passphrase in
+    ``RLHF_WIZARD_LAKE_PASSPHRASE`` opens the key file."""
+    name = "lake encryption"
+    try:
+        state = encryption_status(lake, lake_passphrase())
+    except _IO_ERRORS as exc:
+        return Check(name, False, first_line(exc), f"check {LAKE_PASSPHRASE_ENV} and the key file")
+    if not state.enabled:
+        return Check(name, True, "off: text stored in plain Parquet (`rlhf-wizard keys init` to encrypt)")
+    version = f"master key version {state.header.current}" if state.header else "unreadable key file"
+    opens = {True: "the passphrase opens it", False: "the passphrase does NOT open it",
+             None: f"key not checked ({LAKE_PASSPHRASE_ENV} not set)"}[state.unlocks]
+    detail = (f"on, {version}, {opens}; {state.encrypted_parts} encrypted parts, "
+              f"{state.plain_text_parts} text parts from before `keys init`")
+    if state.problem:
+        return Check(name, False, f"{detail}: {state.problem}",
+                     f"set {LAKE_PASSPHRASE_ENV} to the lake passphrase; finish a rotation with "
+                     "`rlhf-wizard keys rotate`; restore keys/master.key from backup")
+    return Check(name, True, detail)
+
+
+def check_access(lake: Lake) -> list[Check]:
+    """The access policy (installed and verified, or open mode), a pending change, and issued run
+    tokens that expire within a day (:mod:`rlhf_core.security.access.status`)."""
+    from rlhf_core.security.access.status import access_checks
+
+    try:
+        return [Check(*row) for row in access_checks(lake)]
+    except _IO_ERRORS as exc:
+        return [Check("access policy", False, f"{lake.root}: {first_line(exc)}",
+                      "check RLHF_WIZARD_HOME and the permissions of its access/ folder")]
+
+
 def check_key_directory(directory: Path) -> list[Check]:
     """Demo private keys (``*.key.pem``) encrypted, each with its ``.pub`` beside it.
 
@@ -279,5 +316,7 @@ def core_checks(lake: Lake | None = None, key_directory: Path | None = None) -> 
     rows.append(check_warehouse(lake) if writable.ok else
                 Check("warehouse", False, "skipped: the lake is not writable", writable.fix))
     rows.append(check_operator_key(lake))
+    rows.extend(check_access(lake))
+    rows.append(check_lake_encryption(lake))
     rows.extend(check_key_directory((key_directory or DEMO_KEY_DIRECTORY).absolute()))
     return rows

@@ -31,8 +31,10 @@ def log(
 
     Example: rlhf-wizard audit log --limit 20
     """
+    from rlhf_cli.access import require
     from rlhf_core.security.audit import AuditLog
 
+    require("audit.read")
     entries = AuditLog().entries()
     shown = limit if (limit or as_json) else DEFAULT_ROWS
     if shown is not None:
@@ -67,8 +69,11 @@ def verify(
     Exits 1 and says where on any edit, deletion, reordering, forgery or cut tail.
     Example: rlhf-wizard audit verify --pubkey operator.pub
     """
+    from rlhf_cli.access import require
     from rlhf_core.security.audit_verify import verify_audit
     from rlhf_core.security.keys import key_id_of, parse_public_key
+
+    require("audit.read")
 
     keys = None
     if pubkey:

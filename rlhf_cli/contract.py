@@ -127,7 +127,10 @@ def sign(
 
     Example: rlhf-wizard contract sign demo.yaml --key keys/users.key.pem --stakeholder users
     """
+    from rlhf_cli.access import require
     from rlhf_core.security.approval import sign as sign_contract
+
+    require("contract.sign")
 
     # The passphrase is asked for (or read from the environment) only once the contract has
     # passed its checks: a contract with an unacknowledged NaN risk is refused first.
@@ -229,6 +232,7 @@ def calibrate(
 
     Example: rlhf-wizard contract calibrate configs/contracts/helpsteer.yaml --run nightly --criterion better
     """
+    from rlhf_cli.access import require
     from rlhf_core.contract.build import load_contract, load_contract_text
     from rlhf_core.contract.diff import diff_contracts
     from rlhf_core.contract.revise import revise_weights
@@ -246,6 +250,7 @@ def calibrate(
         raise ContractError(f"{target} already exists; pass --force to replace it or choose --out")
     old = load_contract(path)
     lake = Lake.from_env()
+    require("run", run_id=run, lake=lake)
     pairs = load_run_pairs(lake, run, old.program, [criterion])
     fitted = calibrate_criterion(pairs, old.program, criterion, CalibrationConfig(folds=folds))
     record = write_calibration(lake, fitted)

@@ -22,6 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from rlhf_cli.access import require
+
 app = typer.Typer(
     name="data",
     help="Generate synthetic data, ingest datasets through the quality gate, inspect quarantine.",
@@ -53,7 +55,7 @@ def generate(
     ] = 0,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Output directory (default $RLHF_WIZARD_HOME/synthetic)."),
+        typer.Option("--out", help="Output directory (default $RLHF_WIZARD_HOME/incoming/synthetic)."),
     ] = None,
     candidates: Annotated[
         int, typer.Option("--candidates", min=1, help="Responses per prompt.")
@@ -67,10 +69,12 @@ def generate(
     ] = False,
 ) -> None:
     """Write deterministic synthetic responses (prompts x candidates) as chunked Parquet."""
+    from ops.confinement import confine_run
     from rlhf_core.ingest.generator import write_synthetic
 
-    if out is None:
-        out = Path(os.environ.get("RLHF_WIZARD_HOME", ".wizard")) / "synthetic"
+    if out is None:  # the lake's incoming folder: runs may read it with no settings
+        out = Path(os.environ.get("RLHF_WIZARD_HOME", ".wizard")) / "incoming" / "synthetic"
+    out = Path(confine_run("rlhf-wizard data generate", outputs={"--out": str(out)})["--out"])
     started = time.perf_counter()
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -131,6 +135,7 @@ def ingest_command(
     ``<out>/artifacts/<id>/quality-ingest.json`` (the same write path as a pipeline's ingest). When the gate fails, the quarantine is still written so it
     can be inspected with ``rlhf-wizard data quarantine``, and the command exits non-zero.
     """
+    from ops.confinement import confine_run
     from rlhf_core.errors import DataError
     from rlhf_core.ingest.write import read_source, write_ingest
     from rlhf_core.lake.store import Lake
@@ -139,9 +144,15 @@ def ingest_command(
         raise DataError("give exactly one of --adapter NAME or --mapping FILE")
     if split is not None and mapping is None:
         raise DataError("--split applies to a mapping with format: huggingface; add --mapping FILE")
+    root = str(out) if out is not None else Lake.from_env().root
+    checked = confine_run("rlhf-wizard data ingest", data={
+        "PATH": str(path), "--mapping": str(mapping) if mapping else None}, lake_root=root)
+    path = Path(checked["PATH"])
+    mapping = Path(checked["--mapping"]) if mapping else None
     label = adapter or "generic"
     run_id = run_id or _file_run_id(path, label + (f"-{split}" if split else ""))
-    lake = Lake(out) if out is not None else Lake.from_env()
+    lake = Lake(checked["lake_root"])
+    require("run", run_id=run_id, lake=lake, replaces=True)
     source_mapping: Any = mapping
     if split is not None:
         from rlhf_core.ingest.adapters.mapping import load_mapping
@@ -193,6 +204,7 @@ def quarantine_command(
     from rlhf_core.lake.store import Lake
 
     lake = Lake(lake_dir) if lake_dir is not None else Lake.from_env()
+    require("report", run_id=run_id, lake=lake)
     where = None if rule is None else ds.field("rule") == rule
     table = lake.read_table(catalog.Table.QUARANTINE, run_id=run_id, filter=where)
     total = table.num_rows

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rlhf_cli.access import require
+
 app = typer.Typer()
 _out = Console(highlight=False, soft_wrap=True)
 
@@ -39,6 +41,7 @@ def evaluate(
     from rlhf_core.lake.store import Lake
 
     lake = Lake.from_env()
+    require("run", run_id=run_id, lake=lake)
     program = _contract_of(lake, run_id, contract).program
     evaluation = evaluate_run(lake, run_id, program, criterion or None,
                               EvaluationConfig(n_resamples=resamples, seed=seed))

@@ -12,16 +12,19 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from rlhf_cli import (
+    access,
     audit,
     contract,
     data,
     evaluate,
+    keys,
     ops,
     optimize,
     pipeline,
@@ -58,14 +61,23 @@ AREAS: tuple[tuple[ModuleType, str | None], ...] = (
     (contract, "contract"),
     (data, "data"),
     (audit, "audit"),
+    (access, "access"),
+    (keys, "keys"),
     (server, "server"),
 )
 """Each area's module and its sub-command name (None: its commands join the root), in help order."""
 
 
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", envvar="RLHF_WIZARD_TOKEN", show_envvar=False,
+    help="Run token (rlhf-wizard access token) identifying you when an access policy is installed; "
+         "default $RLHF_WIZARD_TOKEN, else a token minted from $RLHF_WIZARD_PRINCIPAL_KEY.")]
+
+
 @app.callback()
-def _root(verbose: VerboseFlag = False) -> None:
+def _root(context: typer.Context, verbose: VerboseFlag = False, token: TokenOption = None) -> None:
     show_library_logs(verbose)
+    access.begin_invocation(context, token)  # checked where each command acts (access.require)
 
 
 def _area_app(module: ModuleType) -> typer.Typer:

@@ -12,6 +12,7 @@ from rich.console import Console
 from typer import Context
 from typer.core import TyperGroup
 
+from rlhf_cli.access import require
 from rlhf_cli.pipeline import (
     VerboseFlag,
     console_without_tracebacks,
@@ -40,10 +41,13 @@ def fit(
 
     Example: rlhf-wizard fit pku-1 --criterion better --criterion safer --seed 0 --seed 1
     """
+    require("run", run_id=run_id)
     from flows.fit_reward_models import FitRewardModelsParams, fit_reward_models_with
+    from ops.confinement import confine_run
     from ops.runtime import DaskConfig, prefect_api
 
-    params = FitRewardModelsParams(run_id=run_id, lake_root=lake_root_path(), criteria=criteria, seeds=seeds,
+    lake_root = confine_run("rlhf-wizard fit", lake_root=lake_root_path())["lake_root"]
+    params = FitRewardModelsParams(run_id=run_id, lake_root=lake_root, criteria=criteria, seeds=seeds,
                                    l2_grid=l2, k_folds=k_folds, optimizer=optimizer, hidden=hidden)
     show_library_logs(verbose)
     console_without_tracebacks()
@@ -70,11 +74,15 @@ def optimize(
 
     Example: rlhf-wizard optimize demo-20261129T120000 --contract configs/contracts/demo.yaml
     """
+    require("run", run_id=run_id)
     from flows.optimize_policy import OptimizePolicyParams, optimize_policy
+    from ops.confinement import confine_run
     from ops.runtime import prefect_api
     from rlhf_core.report.summary import optimization_lines
 
-    params = OptimizePolicyParams(contract=str(contract.resolve()), run_id=run_id, lake_root=lake_root_path(),
+    checked = confine_run("rlhf-wizard optimize", data={"--contract": str(contract)},
+                          lake_root=lake_root_path(), details={"run_id": run_id})
+    params = OptimizePolicyParams(contract=checked["--contract"], run_id=run_id, lake_root=checked["lake_root"],
                                   cost_column=cost_column, budget=budget)
     show_library_logs(verbose)
     console_without_tracebacks()
@@ -127,13 +135,18 @@ def export(
     """Export a run's pairs in a trainer format (one file, or a signed dataset folder).
 
     A folder is a Hugging Face dataset (data/train-*, data/test-* split by prompt, README card,
-    manifest signed with the operator key); a single file's SHA-256 goes to the audit log.
+    manifest signed with the operator key); a single file's SHA-256 goes to the audit log. A run
+    whose pairs failed the contract's length gate (selection.max_chosen_longer) is refused.
 
     Examples: rlhf-wizard export demo-20261129T120000 --out pairs.jsonl;
     rlhf-wizard export demo-20261129T120000 --format hf --out exports/demo --test-share 0.1
     """
+    require("export", run_id=run_id)
+    from ops.confinement import confine_run
     from rlhf_core.optimize.export import export_pairs
 
+    out = Path(confine_run("rlhf-wizard export", outputs={"--out": str(out)},
+                           details={"run_id": run_id})["--out"])
     written = export_pairs(run_id, out, format=format, test_share=test_share, seed=seed,
                            license_id=license_id)
     if as_json:

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
+from rlhf_cli.access import require
+
 DEMO_CONTRACT = Path(str(resources.files("rlhf_cli") / "examples" / "demo.yaml"))
 """The demo's contract, shipped as package data (a copy of ``configs/contracts/demo.yaml``)."""
 
@@ -47,9 +49,11 @@ def demo(
     show_library_logs(verbose)
     started = time.perf_counter()
     run_id = _run_id("demo")
-    data_dir = Path(".wizard").resolve() / "demo-data" / f"rows{rows}-seed{seed}"
+    require("run", run_id=run_id)
+    # In the lake's incoming folder, a default data root (docs/security.md, "Confined inputs").
+    data_dir = Path(".wizard").resolve() / "incoming" / "demo" / f"rows{rows}-seed{seed}"
     if "://" not in lake_root_path():
-        data_dir = Path(lake_root_path()) / "demo-data" / f"rows{rows}-seed{seed}"
+        data_dir = Path(lake_root_path()) / "incoming" / "demo" / f"rows{rows}-seed{seed}"
     if not any(data_dir.glob("*.parquet")) or not (data_dir / PREFERENCES_DIR).is_dir():
         write_synthetic(data_dir, rows, seed, annotators=load_contract(DEMO_CONTRACT).program)
     hidden = ", ".join(f"{k} {v:g}" for k, v in ANNOTATOR_WEIGHTS.items())
@@ -67,6 +71,7 @@ def run(
     data: Annotated[Path, typer.Option(exists=True, help="Data file or directory.")],
     adapter: Annotated[str | None, typer.Option(help="helpsteer | pku_saferlhf | ultrafeedback | hh_rlhf | generic")] = None,
     mapping: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Mapping file (generic adapter).")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Split of a Hugging Face dataset folder read through --mapping (data/<split>-*.parquet); default: the mapping's, else train.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: run-<timestamp>).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Allow an unapproved contract.")] = False,
     config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Pipeline preset YAML.")] = None,
@@ -83,7 +88,13 @@ def run(
     """
     show_library_logs(verbose)
     started = time.perf_counter()
-    result = run_pipeline(contract, data, adapter=adapter, mapping=mapping,
+    run_id = run_id or _run_id("run")
+    require("run.unapproved" if dry_run else "run", run_id=run_id, replaces=True)
+    if split is not None and mapping is None:
+        from rlhf_core.errors import DataError
+
+        raise DataError("--split applies to a mapping with format: huggingface; add --mapping FILE")
+    result = run_pipeline(contract, data, adapter=adapter, mapping=mapping, split=split,
                           run_id=run_id or _run_id("run"), dry_run=dry_run, config=config,
                           dask_address=dask_address, workers=workers, metrics_port=metrics_port)
     _print_result(result, started, as_json)
@@ -139,6 +150,7 @@ def run_pipeline(
     dask_address: str | None,
     workers: int | None,
     metrics_port: int | None = None,
+    split: str | None = None,
 ) -> dict:
     """Run ``contract-pipeline`` on one Prefect API and return its result.
 
@@ -147,11 +159,17 @@ def run_pipeline(
     modules import.
     """
     from ops.config import load_pipeline_config
+    from ops.confinement import confine_run, use_preset
     from ops.prefect_server import running_url
     from ops.runtime import enable_compilation_cache, prefect_api
     from rlhf_core.errors import ConfigError
 
     settings = load_pipeline_config(config)
+    use_preset(config)  # the in-process flow enforces this preset's roots too
+    checked = confine_run("rlhf-wizard run", data={
+        "--contract": str(contract), "--data": str(data),
+        "--mapping": str(mapping) if mapping else None}, lake_root=lake_root_path(),
+        details={"run_id": run_id})
     if dask_address:
         settings.dask.address = dask_address
     if workers:
@@ -173,9 +191,9 @@ def run_pipeline(
         from rlhf_core.quality.gx import warm_up_in_background
 
         params = ContractPipelineParams(
-            contract=str(contract.resolve()), data=str(data.resolve()), adapter=adapter,
-            mapping=str(mapping.resolve()) if mapping else None, run_id=run_id,
-            lake_root=lake_root_path(), dry_run=dry_run, config=settings,
+            contract=checked["--contract"], data=checked["--data"], adapter=adapter,
+            mapping=checked["--mapping"], split=split, run_id=run_id,
+            lake_root=checked["lake_root"], dry_run=dry_run, config=settings,
         )
         console_without_tracebacks()
         quiet_library_logs()

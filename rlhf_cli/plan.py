@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rlhf_cli.access import require
 from rlhf_core.errors import PlannerError
 from rlhf_core.planner.config import SearchConfig, search_config
 from rlhf_core.planner.params import PARAMS_CLASSES, AlgorithmName, SGSName
@@ -89,10 +90,16 @@ def run_plan(
         raise PlannerError("give exactly one of CAMPAIGN.yaml or --psplib FILE")
     source = PlanSource(path=str(campaign or psplib), kind="campaign" if campaign else "psplib")
     root = Lake(lake).root
+    require("plan", run_id=run_id, lake=root)
     if not flow:
         from rlhf_core.planner.publish import plan_and_publish
 
         return plan_and_publish(source, config, run_id, root)
+    from ops.confinement import confine_run
+
+    checked = confine_run("rlhf-wizard plan", data={"source": source.path}, lake_root=root,
+                          details={"run_id": run_id})
+    source, root = source.model_copy(update={"path": checked["source"]}), checked["lake_root"]
     source.load()  # report an invalid project before a flow run starts
     from flows.plan_campaign import PlanCampaignParams, plan_campaign_with
     from ops.runtime import DaskConfig, prefect_api

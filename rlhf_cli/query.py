@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rlhf_cli.access import require
+
 app = typer.Typer()
 _out = Console(highlight=False, soft_wrap=True)
 DEFAULT_TABLE_ROWS = 50
@@ -38,6 +40,7 @@ def query(
     from rlhf_core.errors import LakeError
     from rlhf_core.lake.warehouse import Warehouse
 
+    require("report")
     if as_json and as_csv:
         raise LakeError("choose one of --json and --csv")
     params = [_parse_param(p) for p in param or []]

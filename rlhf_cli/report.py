@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rlhf_cli.access import require
+
 app = typer.Typer()
 _out = Console(highlight=False, soft_wrap=True)
 
@@ -32,8 +34,13 @@ def report(
     from rlhf_core.lake.store import Lake
     from rlhf_core.report import build_report, latest_run_id
 
+    if out is not None:
+        from ops.confinement import confine_run
+
+        out = Path(confine_run("rlhf-wizard report", outputs={"--out": str(out)})["--out"])
     lake = Lake.from_env()
     run_id = run_id or latest_run_id(lake)
+    require("report", run_id=run_id, lake=lake)
     with _out.status(f"Building the report of run {run_id} …"):
         result = build_report(lake, run_id)
     target = result.path

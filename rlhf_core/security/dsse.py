@@ -119,6 +119,15 @@ def read_envelope(path: str | Path) -> Envelope:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SignatureError(f"{p}: cannot read envelope ({exc})") from None
+    return parse_envelope(text, p)
+
+
+def parse_envelope(text: str, p: str | Path) -> Envelope:
+    """Parse and structurally validate an envelope's text (named ``p`` in errors).
+
+    Raises:
+        SignatureError: As :func:`read_envelope`, for everything but a missing file.
+    """
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
