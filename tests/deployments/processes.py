@@ -110,6 +110,41 @@ def wait_http_ok(url: str, timeout_s: float, service: Service) -> None:
     raise AssertionError(f"{url} not up after {timeout_s} s:\n{service.tail()}")
 
 
+def api_call(method: str, url: str, **kwargs) -> httpx.Response:
+    """One Prefect API call, retried on 503 as Prefect's own client does (SQLite busy under load)."""
+    for attempt in range(8):
+        reply = httpx.request(method, url, timeout=15, **kwargs)
+        if reply.status_code != 503:
+            return reply
+        time.sleep(0.5 * (attempt + 1))
+    return reply
+
+
+def wait_flow_run(api: str, run_id: str, timeout_s: float, service: Service | None = None) -> dict:
+    """Poll a flow run until it is final; fail with its state (and ``service``'s log) on timeout."""
+    deadline = time.monotonic() + timeout_s
+    run: dict = {}
+    while time.monotonic() < deadline:
+        run = api_call("GET", f"{api}/flow_runs/{run_id}").json()
+        if (run.get("state") or {}).get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return run
+        time.sleep(0.5)
+    log = f"\n{service.tail()}" if service is not None else ""
+    raise AssertionError(f"flow run {run_id} not finished after {timeout_s} s: {run.get('state')}{log}")
+
+
+def wait_deployment(api: str, name: str, serve: Service, timeout_s: float = 90) -> dict:
+    """The deployment ``flow/name`` once ``serve`` has registered it (fail with its log if not)."""
+    deadline = time.monotonic() + timeout_s
+    reply = api_call("GET", f"{api}/deployments/name/{name}")
+    while reply.status_code != 200 and time.monotonic() < deadline:
+        assert serve.proc.poll() is None, serve.tail()
+        time.sleep(1)
+        reply = api_call("GET", f"{api}/deployments/name/{name}")
+    assert reply.status_code == 200, f"serve did not register {name}:\n{serve.tail()}"
+    return reply.json()
+
+
 def processes_with_env(name: str, value: str) -> list[psutil.Process]:
     """Every live process (other than this one) started with ``name=value`` in its environment."""
     found = []

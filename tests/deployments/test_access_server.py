@@ -13,14 +13,20 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from rlhf_cli.main import app
 from rlhf_core.lake.store import Lake
 from rlhf_core.security.audit import AuditLog
-from tests.deployments.processes import QUIET_ENV, Service, prefect_server
+from tests.deployments.processes import (
+    QUIET_ENV,
+    Service,
+    api_call,
+    prefect_server,
+    wait_deployment,
+    wait_flow_run,
+)
 from tests.security.access_helpers import PASSPHRASE, install, policy, write_key
 
 pytestmark = pytest.mark.integration
@@ -31,30 +37,10 @@ DEPLOYMENT = "contract-pipeline/guarded"
 runner = CliRunner()
 
 
-def _call(method: str, url: str, **kwargs) -> httpx.Response:
-    for attempt in range(8):
-        reply = httpx.request(method, url, timeout=15, **kwargs)
-        if reply.status_code != 503:
-            return reply
-        time.sleep(0.5 * (attempt + 1))
-    return reply
-
-
-def _wait_run(api: str, run_id: str, timeout_s: float, serve: Service) -> dict:
-    deadline = time.monotonic() + timeout_s
-    run: dict = {}
-    while time.monotonic() < deadline:
-        run = _call("GET", f"{api}/flow_runs/{run_id}").json()
-        if (run.get("state") or {}).get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return run
-        time.sleep(0.5)
-    raise AssertionError(f"flow run {run_id} not finished: {run.get('state')}\n{serve.tail()}")
-
-
 def _trigger(api: str, deployment: dict, **params: object) -> str:
     """The UI's Run button: the form holds the deployment's parameters, some edited."""
     form = {**deployment["parameters"]["params"], **params}
-    reply = _call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={
+    reply = api_call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={
         "parameters": {"params": form}, "state": {"type": "SCHEDULED", "message": "Run from the UI"}})
     assert reply.status_code == 201, reply.text
     return reply.json()["id"]
@@ -99,14 +85,7 @@ def test_ui_trigger_needs_a_token_and_roles_hold(tmp_path: Path, monkeypatch: py
         serve = Service("rlhf-wizard serve", [str(BIN / "rlhf-wizard"), "serve", "--prefect-file",
                                               str(prefect_file)], env, tmp_path / "serve.log")
         try:
-            deadline = time.monotonic() + 60
-            reply = _call("GET", f"{api}/deployments/name/{DEPLOYMENT}")
-            while reply.status_code != 200 and time.monotonic() < deadline:
-                assert serve.proc.poll() is None, serve.tail()
-                time.sleep(0.5)
-                reply = _call("GET", f"{api}/deployments/name/{DEPLOYMENT}")
-            assert reply.status_code == 200, serve.tail()
-            deployment = reply.json()
+            deployment = wait_deployment(api, DEPLOYMENT, serve, timeout_s=60)
 
             # The UI's Run button, once without a token and once with an operator's (issued by
             # the CLI): started together, so the two runs' start-up overlaps.
@@ -116,21 +95,21 @@ def test_ui_trigger_needs_a_token_and_roles_hold(tmp_path: Path, monkeypatch: py
             anonymous = _trigger(api, deployment, run_id="no-token")
             operator = _trigger(api, deployment, run_id="guarded-op", token=issued.output.strip())
 
-            refused = _wait_run(api, anonymous, 90, serve)
+            refused = wait_flow_run(api, anonymous, 90, serve)
             assert refused["state"]["type"] == "FAILED", refused["state"]
             message = refused["state"]["message"]
             assert "access denied: anonymous may not run (run no-token): no credentials" in message
             assert "could not be audited" not in message
-            tasks = _call("POST", f"{api}/task_runs/filter",
+            tasks = api_call("POST", f"{api}/task_runs/filter",
                           json={"flow_runs": {"id": {"any_": [anonymous]}}}).json()
             assert tasks == []
             assert not Lake(lake_root).part_paths("runs", "no-token")
             denials = [e for e in AuditLog(lake_root).entries() if e.kind == "access_denied"]
             assert [(e.actor, e.subject) for e in denials] == [("anonymous", "no-token")]
 
-            done = _wait_run(api, operator, 150, serve)
+            done = wait_flow_run(api, operator, 150, serve)
             assert done["state"]["type"] == "COMPLETED", f"{done['state']}\n{serve.tail()}"
-            tasks = _call("POST", f"{api}/task_runs/filter",
+            tasks = api_call("POST", f"{api}/task_runs/filter",
                           json={"flow_runs": {"id": {"any_": [operator]}}}).json()
             assert tasks, "the operator's run ran no task"
             assert Lake(lake_root).part_paths("scores", "guarded-op")

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from rlhf_core.contract import load_contract
@@ -25,8 +24,11 @@ from rlhf_core.security.audit import AuditLog
 from tests.deployments.processes import (
     QUIET_ENV,
     Service,
+    api_call,
     prefect_server,
     processes_with_env,
+    wait_deployment,
+    wait_flow_run,
 )
 
 pytestmark = pytest.mark.integration
@@ -54,28 +56,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         yield running
 
 
-def _call(method: str, url: str, **kwargs) -> httpx.Response:
-    """One API call, retried on 503 as Prefect's own client does (SQLite busy under load)."""
-    for attempt in range(8):
-        reply = httpx.request(method, url, timeout=15, **kwargs)
-        if reply.status_code != 503:
-            return reply
-        time.sleep(0.5 * (attempt + 1))
-    return reply
-
-
-def _wait_run(api: str, run_id: str, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    run: dict = {}
-    while time.monotonic() < deadline:
-        run = _call("GET", f"{api}/flow_runs/{run_id}").json()
-        state = run.get("state") or {}
-        if state.get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return run
-        time.sleep(1)
-    raise AssertionError(f"flow run {run_id} not finished after {timeout_s} s: {run.get('state')}")
-
-
 def _validated_hashes(lake: Path) -> list[str]:
     return [e.subject for e in AuditLog(lake).entries() if e.kind == "contract_validated"]
 
@@ -94,13 +74,13 @@ def test_deploy_registers_every_deployment(server, tmp_path: Path) -> None:
     assert len(result["incoming"]) == 1 and result["incoming"][0].endswith("/incoming")
     assert all(d["work_pool"] == "rlhf-local" for d in names.values())
     assert names["contract-pipeline/nightly-scoring"]["schedules"][0]["cron"] == "0 2 * * *"
-    deployment = _call("GET", f"{api}/deployments/name/{VALIDATE}").json()
+    deployment = api_call("GET", f"{api}/deployments/name/{VALIDATE}").json()
     # The lake-root template resolved to the absolute path exported by `deploy`.
     assert deployment["parameters"]["params"]["lake_root"] == str(tmp_path / "lake-deploy")
     # Input data defaults to a file in the lake's incoming folder (template inside a longer string).
-    nightly = _call("GET", f"{api}/deployments/name/contract-pipeline/nightly-scoring").json()
+    nightly = api_call("GET", f"{api}/deployments/name/contract-pipeline/nightly-scoring").json()
     assert nightly["parameters"]["params"]["data"] == str(tmp_path / "lake-deploy" / "incoming" / "helpsteer.jsonl")
-    pool = _call("GET", f"{api}/work_pools/rlhf-local").json()
+    pool = api_call("GET", f"{api}/work_pools/rlhf-local").json()
     assert pool["type"] == "process"
     # Again, one deployment: the pool exists already, nothing else is touched.
     again = subprocess.run([str(BIN / "rlhf-wizard"), "deploy", "--name", VALIDATE, "--json"], env=env,
@@ -124,7 +104,7 @@ def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
         deployment = None
         while time.monotonic() < deadline:
             serve.snapshot()
-            reply = _call("GET", f"{api}/deployments/name/{VALIDATE}")
+            reply = api_call("GET", f"{api}/deployments/name/{VALIDATE}")
             if reply.status_code == 200 and reply.json()["schedules"] and \
                     reply.json()["schedules"][0]["schedule"].get("interval") == SCHEDULE_EVERY_S:
                 deployment = reply.json()
@@ -136,7 +116,7 @@ def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
         # (1) The UI's Run button: create a flow run from the deployment with custom parameters.
         ui_params = {"params": {"contract": str(DEMO_CONTRACT), "dry_run": False,
                                 "lake_root": str(lakes["ui"])}}
-        reply = _call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={
+        reply = api_call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={
             "parameters": ui_params, "state": {"type": "SCHEDULED", "message": "Run from the Prefect UI"}})
         assert reply.status_code == 201, reply.text
         ui_run = reply.json()["id"]
@@ -149,7 +129,7 @@ def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         cli_run = UUID_RE.search(done.stdout).group(0)
 
-        runs = {"ui": _wait_run(api, ui_run, 150), "cli": _wait_run(api, cli_run, 150)}
+        runs = {"ui": wait_flow_run(api, ui_run, 150), "cli": wait_flow_run(api, cli_run, 150)}
         serve.snapshot()
 
         # (3) The schedule: the scheduler's own runs, with the deployment's default parameters.
@@ -157,7 +137,7 @@ def test_serve_runs_from_ui_cli_and_schedule(server, tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while scheduled is None and time.monotonic() < deadline:
             serve.snapshot()
-            found = _call("POST", f"{api}/flow_runs/filter", json={
+            found = api_call("POST", f"{api}/flow_runs/filter", json={
                 "deployments": {"id": {"any_": [deployment["id"]]}},
                 "flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}}).json()
             finished = [r for r in found if r["auto_scheduled"]]
@@ -205,16 +185,10 @@ def test_a_deployment_run_cancelled_through_the_api_ends_cancelled_everywhere(se
                     tmp_path / "serve.log", cwd=tmp_path)
     lake = Lake(lake_root)
     try:
-        deadline = time.monotonic() + 90
-        reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
-        while reply.status_code != 200 and time.monotonic() < deadline:
-            assert serve.proc.poll() is None, serve.tail()
-            time.sleep(1)
-            reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
-        assert reply.status_code == 200, f"serve did not register {PIPELINE}:\n{serve.tail()}"
+        deployment = wait_deployment(api, PIPELINE, serve)
         params = {"params": {"contract": str(DEMO_CONTRACT), "data": str(data), "run_id": "cancel-me",
                              "lake_root": str(lake_root), "evaluation_resamples": 20_000}}
-        reply = _call("POST", f"{api}/deployments/{reply.json()['id']}/create_flow_run",
+        reply = api_call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run",
                       json={"parameters": params, "state": {"type": "SCHEDULED"}})
         assert reply.status_code == 201, reply.text
         flow_run = reply.json()["id"]
@@ -224,7 +198,7 @@ def test_a_deployment_run_cancelled_through_the_api_ends_cancelled_everywhere(se
             serve.snapshot()
             if lake.part_paths("runs", "cancel-me") and get_run(lake, "cancel-me").status == "running":
                 break
-            assert _call("GET", f"{api}/flow_runs/{flow_run}").json()["state"]["type"] in \
+            assert api_call("GET", f"{api}/flow_runs/{flow_run}").json()["state"]["type"] in \
                 {"SCHEDULED", "PENDING", "RUNNING"}, serve.tail()
             time.sleep(0.3)
         else:
@@ -235,10 +209,10 @@ def test_a_deployment_run_cancelled_through_the_api_ends_cancelled_everywhere(se
         assert run_processes, "the served run should execute in a subprocess of serve"
 
         cancelled_at = time.monotonic()
-        reply = _call("POST", f"{api}/flow_runs/{flow_run}/set_state",
+        reply = api_call("POST", f"{api}/flow_runs/{flow_run}/set_state",
                       json={"state": {"type": "CANCELLING", "message": "Cancelled from the UI"}})
         assert reply.status_code in (200, 201), reply.text
-        final = _wait_run(api, flow_run, 60)
+        final = wait_flow_run(api, flow_run, 60)
         assert final["state"]["type"] == "CANCELLED", f"{final['state']}\n{serve.tail()}"
         took = time.monotonic() - cancelled_at
         assert took < 30, f"cancelling took {took:.1f} s"
@@ -276,20 +250,14 @@ def test_a_ui_run_on_a_system_file_is_refused_before_reading(server, tmp_path: P
     serve = Service("rlhf-wizard serve", [str(BIN / "rlhf-wizard"), "serve"], env,
                     tmp_path / "serve.log", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
-        while reply.status_code != 200 and time.monotonic() < deadline:
-            assert serve.proc.poll() is None, serve.tail()
-            time.sleep(1)
-            reply = _call("GET", f"{api}/deployments/name/{PIPELINE}")
-        assert reply.status_code == 200, f"serve did not register {PIPELINE}:\n{serve.tail()}"
+        deployment = wait_deployment(api, PIPELINE, serve)
         params = {"params": {"contract": str(REPO_ROOT / "configs/contracts/helpsteer.yaml"),
                              "data": "/etc/passwd", "adapter": "helpsteer", "run_id": "leak",
                              "lake_root": str(lake_root)}}
-        created = _call("POST", f"{api}/deployments/{reply.json()['id']}/create_flow_run",
+        created = api_call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run",
                         json={"parameters": params, "state": {"type": "SCHEDULED"}})
         assert created.status_code == 201, created.text
-        state = _wait_run(api, created.json()["id"], 120)["state"]
+        state = wait_flow_run(api, created.json()["id"], 120)["state"]
         assert state["type"] == "FAILED", f"{state}\n{serve.tail()}"
         assert "ConfinementError" in state["message"] and "parameter 'data'" in state["message"]
     finally:
