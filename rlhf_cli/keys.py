@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -25,19 +23,10 @@ _out = Console(highlight=False, soft_wrap=True)
 def _passphrase(*, confirm: bool = False) -> bytes:
     """``RLHF_WIZARD_LAKE_PASSPHRASE``, else a prompt (twice when ``confirm``)."""
     from rlhf_core.errors import LakeKeyError
-    from rlhf_core.lake.keyfile import LAKE_PASSPHRASE_ENV, MIN_PASSPHRASE, lake_passphrase
+    from rlhf_core.lake.keyfile import LAKE_PASSPHRASE_ENV
+    from rlhf_core.security.keys import passphrase_from
 
-    value = lake_passphrase()
-    if value is not None:
-        return value
-    if not sys.stdin.isatty():
-        raise LakeKeyError(f"no lake passphrase: set {LAKE_PASSPHRASE_ENV} or run in a terminal to be prompted")
-    text = getpass.getpass("Lake passphrase: ")
-    if confirm and getpass.getpass("Repeat passphrase: ") != text:
-        raise LakeKeyError("the two passphrases differ; run the command again")
-    if len(text) < MIN_PASSPHRASE:
-        raise LakeKeyError(f"the lake passphrase must have at least {MIN_PASSPHRASE} characters")
-    return text.encode("utf-8")
+    return passphrase_from(LAKE_PASSPHRASE_ENV, "lake", confirm=confirm, error=LakeKeyError)
 
 
 def _lake() -> Lake:

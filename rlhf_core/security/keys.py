@@ -57,17 +57,26 @@ def resolve_passphrase(*, confirm: bool = False) -> bytes:
         KeyFileError: No environment variable and no terminal to prompt on, mismatching
             confirmation, or a passphrase shorter than 8 characters.
     """
-    value = os.environ.get(PASSPHRASE_ENV)
+    return passphrase_from(PASSPHRASE_ENV, "key", confirm=confirm)
+
+
+def passphrase_from(env: str, label: str, *, confirm: bool = False,
+                    error: type[KeyFileError] = KeyFileError) -> bytes:
+    """A passphrase from the environment variable ``env``, else a prompt on the terminal (twice
+    when ``confirm``); ``label`` names it in prompts and errors ("key", "lake").
+
+    Raises:
+        error: No variable and no terminal, mismatching confirmation, or fewer than 8 characters.
+    """
+    value = os.environ.get(env)
     if value is None:
         if not sys.stdin.isatty():
-            raise KeyFileError(
-                f"no key passphrase: set {PASSPHRASE_ENV} or run in a terminal to be prompted"
-            )
-        value = getpass.getpass("Key passphrase: ")
+            raise error(f"no {label} passphrase: set {env} or run in a terminal to be prompted")
+        value = getpass.getpass(f"{label.capitalize()} passphrase: ")
         if confirm and getpass.getpass("Repeat passphrase: ") != value:
-            raise KeyFileError("the two passphrases differ; run the command again")
+            raise error("the two passphrases differ; run the command again")
     if len(value) < MIN_PASSPHRASE:
-        raise KeyFileError(f"key passphrase must have at least {MIN_PASSPHRASE} characters")
+        raise error(f"{label} passphrase must have at least {MIN_PASSPHRASE} characters")
     return value.encode("utf-8")
 
 
